@@ -1,0 +1,1 @@
+"""The access layer: who may reach which application for which enterprise."""

@@ -1,0 +1,243 @@
+"""The one decision point: may this subject do this action on this application for this enterprise?
+
+Deny by default. Every answer carries a reason and, when allowed, the path
+(which role or right allowed it). Everything is decided against the clock at
+request time, so an ended link or a revoked right stops access at once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import String, and_, cast, literal, null, or_, select, union_all
+from sqlalchemy.orm import Session, aliased
+
+from access.catalogue import ACCESS_MANAGEMENT, PORTAL_ADMINISTRATION, Catalogue, Tier
+from access.clock import today
+from access.models import DIRECT_AUTHORITY_KINDS, Enterprise, Link, Membership, Person, Right, Role
+from access.validators import format_kbo
+
+# Actions on access management that only the local administrator himself may do.
+LOCAL_ADMIN_ONLY_ACTIONS = frozenset({"manage_co_admins", "hand_over"})
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Who asks. Built once per request from the logged-in account."""
+
+    person_id: int | None
+    label: str = "anonymous"
+    is_portal_officer: bool = False
+    disabled: bool = False
+
+    @property
+    def anonymous(self) -> bool:
+        return self.person_id is None
+
+
+ANONYMOUS = Subject(person_id=None)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a decision's path, or its reason: a code, parameters, and English text."""
+
+    code: str
+    text: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: Step
+    path: tuple[Step, ...]
+    application: str
+    action: str
+    enterprise_id: int | None
+    subject: Subject
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+    @property
+    def path_text(self) -> list[str]:
+        return [step.text for step in self.path]
+
+
+class Requirement:
+    """A condition an application's tier adds on top of the path (role or right).
+
+    The certificate tier adds one; a later issue replaces `CertificateRequired`
+    by a check of proof of possession, without touching the rest.
+    """
+
+    def check(self, session: Session, subject: Subject, enterprise_id: int, context: dict[str, Any]) -> Step | None:
+        raise NotImplementedError
+
+
+class CertificateRequired(Requirement):
+    def check(self, session, subject, enterprise_id, context):  # noqa: ARG002
+        return Step("certificate-required", "requires a registered qualified certificate")
+
+
+TIER_REQUIREMENTS: dict[Tier, tuple[Requirement, ...]] = {
+    Tier.FREE: (),
+    Tier.PASSWORD: (),
+    Tier.CERTIFICATE: (CertificateRequired(),),
+}
+
+
+def _deny(subject, application, action, enterprise_id, code, text, /, path=(), **params) -> Decision:
+    return Decision(False, Step(code, text, params), tuple(path), application, action, enterprise_id, subject)
+
+
+def _allow(subject, application, action, enterprise_id, path, text="allowed") -> Decision:
+    return Decision(True, Step("allowed", text), tuple(path), application, action, enterprise_id, subject)
+
+
+def _facts_query(person_id: int, enterprise_id: int, application: str, day: date):
+    """Everything a decision needs, in one round trip: the enterprise, the
+    person's direct-authority link on `day`, his current role and his current right."""
+    grantor = aliased(Person)
+    as_text = lambda col: cast(col, String)  # noqa: E731  UNION needs one type per column
+    enterprise = select(
+        literal("enterprise").label("fact"), as_text(Enterprise.kbo_number).label("a"),
+        as_text(Enterprise.rsz_number).label("b"), as_text(null()).label("c"),
+    ).where(Enterprise.id == enterprise_id)
+    link = select(
+        literal("link"), as_text(Link.kind), as_text(Link.start_date), as_text(Link.end_date),
+    ).where(
+        Link.person_id == person_id,
+        Link.enterprise_id == enterprise_id,
+        Link.kind.in_(DIRECT_AUTHORITY_KINDS),
+        Link.start_date <= day,
+        or_(Link.end_date.is_(None), Link.end_date >= day),
+    )
+    membership = select(
+        literal("membership"), as_text(Membership.role), as_text(Membership.started_at), as_text(null()),
+    ).where(
+        Membership.person_id == person_id,
+        Membership.enterprise_id == enterprise_id,
+        Membership.ended_at.is_(None),
+    )
+    right = select(
+        literal("right"), as_text(Right.application), as_text(Right.granted_at),
+        as_text(grantor.first_name + " " + grantor.last_name),
+    ).join(grantor, grantor.id == Right.granted_by_id).where(
+        and_(
+            Right.person_id == person_id,
+            Right.enterprise_id == enterprise_id,
+            Right.application == application,
+            Right.revoked_at.is_(None),
+        )
+    )
+    return union_all(enterprise, link, membership, right)
+
+
+def decide(
+    session: Session,
+    subject: Subject,
+    enterprise_id: int | None,
+    application: str,
+    action: str,
+    *,
+    catalogue: Catalogue,
+    day: date | None = None,
+    context: dict[str, Any] | None = None,
+) -> Decision:
+    args = (subject, application, action, enterprise_id)
+    app = catalogue.get(application)
+    if app is None:
+        return _deny(*args, "unknown-application", f"unknown application '{application}'", application=application)
+
+    if application == PORTAL_ADMINISTRATION:
+        if subject.is_portal_officer and not subject.disabled:
+            return _allow(*args, [Step("portal-officer", "portal officer of the institution")])
+        return _deny(*args, "not-portal-officer", "only portal officers may do this")
+
+    if app.tier is Tier.FREE:
+        return _allow(*args, [Step("free-access", "free access: no login needed")])
+    if subject.anonymous:
+        return _deny(*args, "login-required", "log in to use this application")
+    if subject.disabled:
+        return _deny(*args, "account-disabled", "this account is disabled")
+    if enterprise_id is None:
+        return _deny(*args, "no-enterprise", "choose the enterprise you act for")
+
+    day = day or today()
+    facts: dict[str, tuple[str | None, str | None]] = {}
+    for fact, a, b, c in session.execute(_facts_query(subject.person_id, enterprise_id, application, day)):
+        facts.setdefault(fact, (a, b, c))
+
+    if "enterprise" not in facts:
+        return _deny(*args, "unknown-enterprise", "unknown enterprise")
+    kbo = format_kbo(facts["enterprise"][0])
+    if app.employer_only and facts["enterprise"][1] is None:
+        return _deny(*args, "employers-only", f"{app.name('en')} is for employers only and {kbo} is not an employer",
+                     kbo=kbo, application=application)
+
+    if "link" not in facts:
+        return _deny(*args, "no-direct-authority",
+                     f"not under the direct authority of {kbo} on {day.isoformat()}", kbo=kbo, day=day.isoformat())
+    link_kind, link_start, _ = facts["link"]
+    link_step = Step("link", f"{link_kind} of {kbo} since {link_start[:10]}",
+                     {"kind": link_kind, "kbo": kbo, "since": link_start[:10]})
+
+    role = facts.get("membership", (None,))[0]
+    if role is None:
+        return _deny(*args, "not-designated", f"not designated as administrator or user of {kbo}", kbo=kbo)
+    role_since = facts["membership"][1][:10]
+
+    if application == ACCESS_MANAGEMENT:
+        if role == Role.LOCAL_ADMIN.value:
+            return _allow(*args, [Step("local-admin", f"local administrator of {kbo} since {role_since}",
+                                       {"kbo": kbo, "since": role_since}), link_step])
+        if role == Role.CO_ADMIN.value and action not in LOCAL_ADMIN_ONLY_ACTIONS:
+            return _allow(*args, [Step("co-admin", f"co-administrator of {kbo} since {role_since}",
+                                       {"kbo": kbo, "since": role_since}), link_step])
+        if role == Role.CO_ADMIN.value:
+            return _deny(*args, "local-admin-only", f"only the local administrator of {kbo} may do this", kbo=kbo)
+        return _deny(*args, "not-an-administrator", f"not an administrator of {kbo}", kbo=kbo)
+
+    if role == Role.LOCAL_ADMIN.value:
+        path = [Step("local-admin", f"local administrator of {kbo} since {role_since}",
+                     {"kbo": kbo, "since": role_since}), link_step]
+    elif role == Role.CO_ADMIN.value:
+        path = [Step("co-admin", f"co-administrator of {kbo} since {role_since}",
+                     {"kbo": kbo, "since": role_since}), link_step]
+    elif "right" in facts:
+        _, granted_at, grantor_name = facts["right"]
+        path = [Step("right", f"right on {app.name('en')} granted by {grantor_name} on {granted_at[:10]}",
+                     {"application": application, "by": grantor_name, "on": granted_at[:10]}), link_step]
+    else:
+        return _deny(*args, "no-right", f"no right on {app.name('en')} for {kbo}", kbo=kbo, application=application)
+
+    for requirement in TIER_REQUIREMENTS[app.tier]:
+        missing = requirement.check(session, subject, enterprise_id, context or {})
+        if missing is not None:
+            return Decision(False, missing, tuple(path), application, action, enterprise_id, subject)
+    return _allow(*args, path)
+
+
+def log_decision(session: Session, ctx, decision: Decision) -> None:
+    """Append the decision to the audit trail; kept even if the request then fails."""
+    from audit.operations import record
+
+    unknown = decision.reason.code == "unknown-enterprise"
+    record(
+        session,
+        ctx,
+        action=f"decision:{decision.action}",
+        outcome="allowed" if decision.allowed else "denied",
+        enterprise_id=None if unknown else decision.enterprise_id,
+        details={"enterprise_id": decision.enterprise_id} if unknown else None,
+        application=decision.application,
+        reason=decision.reason.text,
+        path=decision.path_text,
+        survive_rollback=True,
+    )

@@ -1,0 +1,274 @@
+"""Enterprises, persons, their links, accounts, roles and rights."""
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from access.validators import format_kbo
+from db import Base
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as plain strings with a CHECK constraint, so adding a value is a
+    # migration of the constraint, not of a native type.
+    return Enum(cls, name=name, native_enum=False, create_constraint=True, length=32,
+                values_callable=lambda members: [m.value for m in members])
+
+
+class LinkKind(enum.Enum):
+    """How a person is tied to an enterprise (seed 001)."""
+
+    WERKNEMER = "werknemer"
+    ZAAKVOERDER = "zaakvoerder"
+    BESTUURDER = "bestuurder"
+    VENNOOT = "vennoot"
+    ZELFSTANDIGE_MEDEWERKER = "zelfstandige_medewerker"
+    DERDE = "derde"
+    DIENSTVERLENER = "dienstverlener"
+    TUSSENPERSOON = "tussenpersoon"
+
+    @property
+    def is_direct_authority(self) -> bool:
+        return self in DIRECT_AUTHORITY_KINDS
+
+
+# Only these links put a person under the enterprise's direct authority
+# (rechtstreeks gezag); self-employed collaborators, third parties, providers
+# and intermediaries never qualify.
+DIRECT_AUTHORITY_KINDS = frozenset(
+    {LinkKind.WERKNEMER, LinkKind.ZAAKVOERDER, LinkKind.BESTUURDER, LinkKind.VENNOOT}
+)
+
+
+class Role(enum.Enum):
+    LOCAL_ADMIN = "local_admin"
+    CO_ADMIN = "co_admin"
+    USER = "user"
+
+
+class Enterprise(Base):
+    __tablename__ = "enterprises"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kbo_number: Mapped[str] = mapped_column(String(10), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    street: Mapped[str] = mapped_column(String(200))
+    postal_code: Mapped[str] = mapped_column(String(10))
+    city: Mapped[str] = mapped_column(String(100))
+    legal_form: Mapped[str] = mapped_column(String(60))
+    rsz_number: Mapped[str | None] = mapped_column(String(10), unique=True)
+    joint_committee: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("length(kbo_number) = 10", name="kbo_ten_digits"),
+        # An employer has both an RSZ number and a joint committee; others have neither.
+        CheckConstraint("(rsz_number IS NULL) = (joint_committee IS NULL)", name="employer_fields_together"),
+        Index("ix_enterprises_name_lower", text("lower(name)")),
+    )
+
+    @property
+    def is_employer(self) -> bool:
+        return self.rsz_number is not None
+
+    @property
+    def kbo_display(self) -> str:
+        return format_kbo(self.kbo_number)
+
+    @property
+    def address(self) -> str:
+        return f"{self.street}, {self.postal_code} {self.city}"
+
+
+class Person(Base):
+    __tablename__ = "persons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    insz: Mapped[str] = mapped_column(String(11), unique=True)
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    email: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    account: Mapped["Account | None"] = relationship(back_populates="person", uselist=False)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+
+class Link(Base):
+    """A person's tie to an enterprise over a period (end date inclusive, open when null)."""
+
+    __tablename__ = "links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprises.id"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
+    kind: Mapped[LinkKind] = mapped_column(_enum(LinkKind, "link_kind"))
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    enterprise: Mapped[Enterprise] = relationship()
+    person: Mapped[Person] = relationship()
+
+    __table_args__ = (
+        CheckConstraint("end_date IS NULL OR end_date >= start_date", name="end_not_before_start"),
+        Index("ix_links_person_enterprise", "person_id", "enterprise_id"),
+        Index("ix_links_enterprise", "enterprise_id"),
+    )
+
+    def active_on(self, day: date) -> bool:
+        return self.start_date <= day and (self.end_date is None or self.end_date >= day)
+
+
+class Account(Base):
+    """Login credentials of a natural person. One per person."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), unique=True)
+    user_id: Mapped[str] = mapped_column(String(20), unique=True)  # issued by the portal
+    username: Mapped[str | None] = mapped_column(String(64))  # chosen at first login
+    username_lower: Mapped[str | None] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    initial_password_hash: Mapped[str | None] = mapped_column(String(200))
+    initial_password_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    is_portal_officer: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Bumped on password change or forced logout: part of the session identity,
+    # so every session issued before is refused.
+    session_generation: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    person: Mapped[Person] = relationship(back_populates="account")
+
+    __table_args__ = (
+        CheckConstraint(
+            "password_hash IS NOT NULL OR initial_password_hash IS NOT NULL", name="has_a_credential"
+        ),
+    )
+
+    @property
+    def must_choose_credentials(self) -> bool:
+        return self.password_hash is None
+
+    @property
+    def login_name(self) -> str:
+        return self.username or self.user_id
+
+
+class Membership(Base):
+    """A person's role in an enterprise's access management: local administrator, co-administrator or user.
+
+    The role rests on a direct-authority link; the decision point checks that
+    link at request time, so an ended link ends the role at once.
+    """
+
+    __tablename__ = "memberships"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprises.id"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
+    role: Mapped[Role] = mapped_column(_enum(Role, "membership_role"))
+    appointed_by_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_by_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
+
+    enterprise: Mapped[Enterprise] = relationship()
+    person: Mapped[Person] = relationship(foreign_keys=[person_id])
+    appointed_by: Mapped[Person | None] = relationship(foreign_keys=[appointed_by_id])
+
+    __table_args__ = (
+        # One current role per person and enterprise, and one current local
+        # administrator per enterprise: enforced by the database, not only here.
+        Index(
+            "uq_memberships_current_person",
+            "enterprise_id",
+            "person_id",
+            unique=True,
+            postgresql_where=text("ended_at IS NULL"),
+            sqlite_where=text("ended_at IS NULL"),
+        ),
+        Index(
+            "uq_memberships_one_local_admin",
+            "enterprise_id",
+            unique=True,
+            postgresql_where=text("ended_at IS NULL AND role = 'local_admin'"),
+            sqlite_where=text("ended_at IS NULL AND role = 'local_admin'"),
+        ),
+        Index("ix_memberships_person", "person_id"),
+    )
+
+
+class Right(Base):
+    """A user's right on one application for one enterprise."""
+
+    __tablename__ = "rights"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprises.id"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
+    application: Mapped[str] = mapped_column(String(40))
+    granted_by_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
+
+    person: Mapped[Person] = relationship(foreign_keys=[person_id])
+    granted_by: Mapped[Person] = relationship(foreign_keys=[granted_by_id])
+
+    __table_args__ = (
+        Index(
+            "uq_rights_current",
+            "person_id",
+            "enterprise_id",
+            "application",
+            unique=True,
+            postgresql_where=text("revoked_at IS NULL"),
+            sqlite_where=text("revoked_at IS NULL"),
+        ),
+        Index("ix_rights_enterprise", "enterprise_id"),
+    )
+
+
+class OutboxMessage(Base):
+    """Mail waiting for the mail adapter. Written in the transaction of the change that caused it."""
+
+    __tablename__ = "outbox_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(40))
+    recipient_person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
+    recipient_email: Mapped[str | None] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_outbox_unsent", "id", postgresql_where=text("sent_at IS NULL"),
+              sqlite_where=text("sent_at IS NULL")),
+    )

@@ -1,0 +1,86 @@
+"""Writing audit records. There is deliberately no function that updates or deletes one."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from access.clock import utcnow
+from audit.models import AuditRecord
+
+# Records written under this key in session.info are re-written by the web
+# layer after a rollback: a denied decision or a failed login must be logged
+# even though the request that caused it changes nothing.
+SURVIVORS_KEY = "audit_survivors"
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Where an action came from: filled by the web layer, the CLI or a test."""
+
+    actor_person_id: int | None = None
+    actor_label: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_actor(self, person_id: int | None, label: str | None) -> "RequestContext":
+        return replace(self, actor_person_id=person_id, actor_label=label)
+
+
+CLI_CONTEXT = RequestContext(actor_label="cli", ip=None, user_agent="flask-cli")
+
+
+def record(
+    session: Session,
+    ctx: RequestContext,
+    *,
+    action: str,
+    outcome: str,
+    enterprise_id: int | None = None,
+    application: str | None = None,
+    reason: str | None = None,
+    path: Iterable[str] | None = None,
+    details: dict[str, Any] | None = None,
+    survive_rollback: bool = False,
+) -> AuditRecord:
+    entry = AuditRecord(
+        occurred_at=utcnow(),
+        actor_person_id=ctx.actor_person_id,
+        actor_label=ctx.actor_label,
+        enterprise_id=enterprise_id,
+        application=application,
+        action=action,
+        outcome=outcome,
+        reason=reason,
+        path=list(path) if path is not None else None,
+        details=details,
+        ip=ctx.ip,
+        user_agent=(ctx.user_agent or "")[:300] or None,
+        request_id=ctx.request_id,
+    )
+    session.add(entry)
+    if survive_rollback:
+        session.info.setdefault(SURVIVORS_KEY, []).append(entry)
+    return entry
+
+
+def replay_survivors(session: Session, survivors: list[AuditRecord]) -> None:
+    """After a rollback, write again the records that must outlive it."""
+    for entry in survivors:
+        session.add(AuditRecord(**{
+            column.key: getattr(entry, column.key)
+            for column in AuditRecord.__table__.columns
+            if column.key != "id"
+        }))
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_audit_changes(session: Session, flush_context, instances) -> None:  # noqa: ARG001
+    # Append-only at the ORM level too; the database refuses with triggers.
+    for obj in list(session.dirty) + list(session.deleted):
+        if isinstance(obj, AuditRecord):
+            raise PermissionError("audit records are append-only")

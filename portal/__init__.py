@@ -1,0 +1,94 @@
+"""The web layer: the application factory and its extensions."""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULTS: dict[str, Any] = {
+    "SECRET_KEY": None,
+    "DATABASE_URL": None,
+    "CATALOGUE_PATH": None,
+    "LANGUAGES": ["nl", "fr", "en"],
+    "BABEL_DEFAULT_LOCALE": "nl",
+    "BABEL_DEFAULT_TIMEZONE": "Europe/Brussels",
+    "INITIAL_PASSWORD_DAYS": 14,
+    "LOGIN_MAX_FAILURES": 5,
+    "LOGIN_BASE_LOCK_SECONDS": 60,
+    "LOGIN_MAX_LOCK_SECONDS": 900,
+    "LOGIN_RATE_LIMIT": "20 per minute",
+    "API_RATE_LIMIT": "600 per minute",
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "RATELIMIT_HEADERS_ENABLED": True,
+    "MAX_CONTENT_LENGTH": 1024 * 1024,
+    "API_MAX_JSON_BYTES": 64 * 1024,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_SECURE": False,  # set PORTAL_SESSION_COOKIE_SECURE=true behind HTTPS
+    "SESSION_COOKIE_NAME": "portal_session",
+    "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
+    "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+    "FROZEN_TIME": None,  # ISO timestamp: run the whole portal at this moment (demo)
+    "TIME_OFFSET_DAYS": None,
+}
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder="static",
+                instance_path=str(ROOT / "instance"), instance_relative_config=True)
+    app.config.update(DEFAULTS)
+    app.config.from_prefixed_env("PORTAL")
+    if not app.config["DATABASE_URL"]:
+        from db import database_url_from_env
+
+        app.config["DATABASE_URL"] = database_url_from_env()
+    if config:
+        app.config.update(config)
+    _load_secret_key(app)
+    _set_clock(app)
+
+    from portal import database, extensions, i18n, security
+
+    database.init_app(app)
+    extensions.init_app(app)
+    i18n.init_app(app)
+    security.init_app(app)
+
+    from portal import cli, errors
+    from portal.views import account, admin, apps, home, officer, repertory
+    from portal.api import init_app as init_api
+
+    for blueprint in (account.bp, home.bp, officer.bp, admin.bp, apps.bp, repertory.bp):
+        app.register_blueprint(blueprint)
+    init_api(app)
+    errors.init_app(app)
+    cli.init_app(app)
+    return app
+
+
+def _load_secret_key(app: Flask) -> None:
+    if app.config["SECRET_KEY"]:
+        return
+    key_file = Path(app.instance_path) / "secret_key"
+    if key_file.exists():
+        app.config["SECRET_KEY"] = key_file.read_text().strip()
+    elif app.config.get("TESTING"):
+        app.config["SECRET_KEY"] = os.urandom(32).hex()
+    else:
+        raise RuntimeError(
+            "No secret key: set PORTAL_SECRET_KEY or write one to instance/secret_key (make run does this).")
+
+
+def _set_clock(app: Flask) -> None:
+    from access.clock import FrozenClock, OffsetClock, set_clock
+
+    if app.config.get("FROZEN_TIME"):
+        moment = datetime.fromisoformat(app.config["FROZEN_TIME"])
+        set_clock(FrozenClock(moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)))
+    elif app.config.get("TIME_OFFSET_DAYS"):
+        set_clock(OffsetClock(timedelta(days=float(app.config["TIME_OFFSET_DAYS"]))))

@@ -1,0 +1,13 @@
+"""The JSON API under /api/v1, described by /api/openapi.json."""
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    from portal.api import endpoints, openapi  # noqa: F401  register the routes on the blueprint
+    from portal.api.registry import bp
+    from portal.extensions import limiter
+
+    limiter.limit(lambda: app.config["API_RATE_LIMIT"])(bp)
+    app.register_blueprint(bp)

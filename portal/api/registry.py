@@ -1,0 +1,92 @@
+"""Registering API operations: one decorator parses and validates the JSON body
+with a pydantic model, and records the operation for the OpenAPI document."""
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from flask import Blueprint, current_app, jsonify, request
+from pydantic import BaseModel, ValidationError as PydanticError
+
+from access.errors import DomainError
+from portal.errors import problem
+
+bp = Blueprint("api", __name__)
+
+
+@dataclass
+class Operation:
+    method: str
+    rule: str
+    summary: str
+    tag: str
+    body: type[BaseModel] | None
+    response: Any
+    gate: str
+    status: int = 200
+    query: dict[str, str] = field(default_factory=dict)
+
+
+OPERATIONS: list[Operation] = []
+
+
+def api_route(rule: str, method: str, *, summary: str, tag: str, gate: str, body: type[BaseModel] | None = None,
+              response: Any = None, status: int = 200, query: dict[str, str] | None = None):
+    """`gate` documents how the endpoint reaches the decision point: 'public',
+    an application code, or 'self' (decided inside, from the body)."""
+
+    def decorator(view: Callable):
+        @functools.wraps(view)
+        def wrapper(**kwargs):
+            if body is not None:
+                parsed = _parse_body(body)
+                if not isinstance(parsed, BaseModel):
+                    return parsed
+                kwargs["payload"] = parsed
+            try:
+                result = view(**kwargs)
+            except DomainError as error:
+                from portal.messages import error_text
+
+                return problem(error.status, error.code, error_text(error), field=error.field)
+            if isinstance(result, tuple) or not isinstance(result, (dict, list, BaseModel)):
+                return result
+            data = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
+            return jsonify(data), status
+
+        # Every API route asks the decision point inside (the application or
+        # enterprise is often only known from the body); 'public' ones need no login.
+        if gate == "public":
+            wrapper.public = True
+        else:
+            wrapper.self_gated = True
+        OPERATIONS.append(Operation(method, rule, summary, tag, body, response, gate, status, query or {}))
+        bp.add_url_rule("/api/v1" + rule, endpoint=view.__name__, view_func=wrapper, methods=[method])
+        return wrapper
+
+    return decorator
+
+
+def _parse_body(model: type[BaseModel]):
+    limit = current_app.config["API_MAX_JSON_BYTES"]
+    if request.content_length is not None and request.content_length > limit:
+        return problem(413, "payload-too-large", f"The JSON body may have at most {limit} bytes.")
+    raw = request.get_data(cache=False)
+    if len(raw) > limit:
+        return problem(413, "payload-too-large", f"The JSON body may have at most {limit} bytes.")
+    if not request.mimetype == "application/json":
+        return problem(415, "unsupported-media-type", "Send the body as application/json.")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        return problem(400, "malformed-json", f"The body is not valid JSON: {error}.")
+    try:
+        return model.model_validate(data)
+    except PydanticError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or None
+        return problem(422, "invalid-input", f"{where}: {first['msg']}" if where else first["msg"], field=where,
+                       errors=[{"field": ".".join(str(p) for p in e["loc"]), "detail": e["msg"]}
+                               for e in error.errors()])

@@ -1,0 +1,42 @@
+"""Request-derived facts every view needs: the subject, the request context for audit, the catalogue."""
+from __future__ import annotations
+
+import uuid
+
+from flask import current_app, g, request
+from flask_login import current_user
+
+from access.catalogue import Catalogue, load_catalogue
+from access.decision import ANONYMOUS, Subject
+from audit.operations import RequestContext
+
+
+def request_id() -> str:
+    if "request_id" not in g:
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if 8 <= len(incoming) <= 64 and incoming.isascii() and incoming.isprintable() \
+            else uuid.uuid4().hex
+    return g.request_id
+
+
+def current_subject() -> Subject:
+    if not current_user.is_authenticated:
+        return ANONYMOUS
+    account = current_user.account
+    return Subject(person_id=account.person_id, label=account.login_name,
+                   is_portal_officer=account.is_portal_officer, disabled=account.is_disabled)
+
+
+def request_context() -> RequestContext:
+    subject = current_subject()
+    return RequestContext(
+        actor_person_id=subject.person_id,
+        actor_label=subject.label if not subject.anonymous else None,
+        ip=request.remote_addr,
+        user_agent=request.headers.get("User-Agent"),
+        request_id=request_id(),
+    )
+
+
+def catalogue() -> Catalogue:
+    return load_catalogue(current_app.config.get("CATALOGUE_PATH"))

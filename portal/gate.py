@@ -1,0 +1,62 @@
+"""The decorator that puts every gated view and endpoint behind the one decision point."""
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+from flask import g
+
+from access.decision import Decision, decide, log_decision
+from portal.context import catalogue, current_subject, request_context
+from portal.database import get_session
+
+
+class AccessDenied(Exception):
+    """Raised when the decision point refuses; rendered as a 403 page or problem+json with the reason."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(decision.reason.text)
+        self.decision = decision
+
+
+def check(application: str, action: str, enterprise_id: int | None) -> Decision:
+    """Ask the decision point, log the answer, and raise if refused."""
+    session = get_session()
+    decision = decide(session, current_subject(), enterprise_id, application, action, catalogue=catalogue())
+    log_decision(session, request_context(), decision)
+    g.decision = decision
+    if not decision.allowed:
+        raise AccessDenied(decision)
+    return decision
+
+
+def gated(application: str | Callable[..., str], action: str, enterprise_arg: str | None = "enterprise_id"):
+    """Gate a view: `application` is a code or a function of the view arguments;
+    the enterprise comes from the view argument `enterprise_arg`."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            code = application(**kwargs) if callable(application) else application
+            enterprise_id = kwargs.get(enterprise_arg) if enterprise_arg else None
+            check(code, action, enterprise_id)
+            return view(*args, **kwargs)
+
+        wrapper.gate = (application, action)  # read by the test that every route is gated
+        return wrapper
+
+    return decorator
+
+
+def public(view):
+    """Mark a view that is deliberately not gated (login, language, static help).
+    A test asserts that every route is either gated or public."""
+    view.public = True
+    return view
+
+
+def self_gated(view):
+    """Mark a view that calls `check` itself, because the application or the
+    enterprise is only known from the request body or a looked-up record."""
+    view.self_gated = True
+    return view

@@ -1,0 +1,90 @@
+"""Translated wording of the decision point's reasons and path steps.
+
+The decision point speaks English in the audit log; users read these."""
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+from access.decision import Step
+from portal.context import catalogue
+
+_TEXTS = {
+    # reasons for a refusal
+    "unknown-application": _l("This application does not exist."),
+    "not-portal-officer": _l("Only portal officers of the institution may do this."),
+    "login-required": _l("Log in to use this application."),
+    "account-disabled": _l("This account is disabled."),
+    "no-enterprise": _l("Choose the enterprise you act for."),
+    "unknown-enterprise": _l("This enterprise is unknown."),
+    "employers-only": _l("%(application)s is for employers only, and %(kbo)s is not an employer."),
+    "no-direct-authority": _l("You are not under the direct authority of %(kbo)s on %(day)s, so no role or right "
+                              "in it can be used."),
+    "not-designated": _l("You are not designated as administrator or user of %(kbo)s."),
+    "local-admin-only": _l("Only the local administrator of %(kbo)s may do this."),
+    "not-an-administrator": _l("You are not an administrator of %(kbo)s."),
+    "no-right": _l("You have no right on %(application)s for %(kbo)s. Ask your local administrator."),
+    "certificate-required": _l("This application requires a registered qualified certificate."),
+    "allowed": _l("Allowed."),
+    # steps of an allowing path
+    "free-access": _l("free access: no login needed"),
+    "portal-officer": _l("portal officer of the institution"),
+    "local-admin": _l("local administrator of %(kbo)s since %(since)s"),
+    "co-admin": _l("co-administrator of %(kbo)s since %(since)s"),
+    "right": _l("right on %(application)s granted by %(by)s on %(on)s"),
+    "link": _l("%(kind)s of %(kbo)s since %(since)s"),
+}
+
+
+def _params(step: Step) -> dict[str, str]:
+    params = {key: str(value) for key, value in step.params.items()}
+    if "application" in params:
+        app = catalogue().get(params["application"])
+        if app is not None:
+            from flask_babel import get_locale
+
+            params["application"] = app.name(str(get_locale() or "nl"))
+    return params
+
+
+def step_text(step: Step) -> str:
+    template = _TEXTS.get(step.code)
+    if template is None:
+        return step.text
+    try:
+        # str() of a lazy string is the translated template; the parameters fill it.
+        return str(template) % _params(step) if step.params else str(template)
+    except (KeyError, ValueError, TypeError):
+        return step.text
+
+
+def reason_text(step: Step) -> str:
+    return step_text(step)
+
+
+def error_text(error) -> str:
+    """A DomainError in the user's language: translate its template, then fill it."""
+    from flask_babel import gettext
+
+    template = gettext(error.template)
+    try:
+        return template % error.params if error.params else template
+    except (KeyError, ValueError, TypeError):
+        return error.message
+
+
+_ROLES = {"local_admin": _l("local administrator"), "co_admin": _l("co-administrator"), "user": _l("user")}
+_STATUSES = {"pending": _l("pending"), "accepted": _l("accepted"), "rejected": _l("rejected")}
+
+
+def role_label(role) -> str:
+    return str(_ROLES[getattr(role, "value", role)])
+
+
+def link_kind_label(kind) -> str:
+    from portal.forms import LINK_KIND_LABELS
+
+    return str(LINK_KIND_LABELS[kind])
+
+
+def proposal_status_label(status) -> str:
+    return str(_STATUSES[getattr(status, "value", status)])

@@ -1,0 +1,48 @@
+"""Security headers on every response and the first-login gate."""
+from __future__ import annotations
+
+from flask import Flask, request
+
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+    "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
+}
+
+
+def init_app(app: Flask) -> None:
+    @app.after_request
+    def _headers(response):
+        for name, value in HEADERS.items():
+            response.headers.setdefault(name, value)
+        if request.endpoint != "static":
+            # Pages show personal data: never cache them.
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.before_request
+    def _first_login_gate():
+        """Until the issued credentials are replaced, the account reaches nothing else."""
+        from flask_login import current_user
+
+        from portal.errors import problem, wants_json
+
+        if not current_user.is_authenticated or not current_user.account.must_choose_credentials:
+            return None
+        if request.endpoint in {"account.setup", "account.logout", "static", "home.set_language",
+                                "api.session_info", "api.choose_credentials", "api.logout", "api.openapi"}:
+            return None
+        if wants_json():
+            return problem(403, "credentials-not-chosen",
+                           "Choose your own user name and password first (POST /api/v1/account/credentials).")
+        from flask import redirect, url_for
+
+        return redirect(url_for("account.setup"))

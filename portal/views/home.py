@@ -1,0 +1,43 @@
+"""The landing page and the dashboard: the applications a person may open, by enterprise and tier."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
+from flask_login import current_user
+
+from access.catalogue import Tier
+from access.decision import decide
+from access.queries import memberships_of
+from portal.context import catalogue, current_subject
+from portal.database import get_session
+from portal.gate import public
+
+bp = Blueprint("home", __name__)
+
+
+@bp.route("/")
+@public
+def index():
+    if not current_user.is_authenticated:
+        return render_template("home/landing.html")
+    session_ = get_session()
+    subject = current_subject()
+    cards = []
+    for membership in memberships_of(session_, subject.person_id):
+        by_tier = {tier: [] for tier in Tier}
+        for app in catalogue().applications():
+            # Shown, not opened: these decisions are not logged; opening one is.
+            decision = decide(session_, subject, membership.enterprise_id, app.code, "open", catalogue=catalogue())
+            if decision.allowed:
+                by_tier[app.tier].append(app)
+        cards.append({"membership": membership, "by_tier": by_tier})
+    return render_template("home/dashboard.html", cards=cards, subject=subject)
+
+
+@bp.route("/lang/<code>", methods=["POST"])
+@public
+def set_language(code: str):
+    if code not in current_app.config["LANGUAGES"]:
+        abort(404)
+    session["lang"] = code
+    target = request.form.get("next") or "/"
+    return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("home.index"))

@@ -1,0 +1,1 @@
+"""The employer repertory (werkgeversrepertorium): the first module gated by the access layer."""

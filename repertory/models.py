@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import JSON, DateTime, Enum, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from access.models import Enterprise, Person
+from db import Base
+
+
+class ProposalStatus(enum.Enum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class ChangeProposal(Base):
+    """A wijzigingsvoorstel: a user proposes, a portal officer accepts or rejects."""
+
+    __tablename__ = "change_proposals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprises.id"))
+    proposed_by_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
+    proposed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    changes: Mapped[dict] = mapped_column(JSON)  # field -> {"before": ..., "after": ...}
+    motivation: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[ProposalStatus] = mapped_column(
+        Enum(ProposalStatus, name="proposal_status", native_enum=False, create_constraint=True, length=16,
+             values_callable=lambda members: [m.value for m in members]))
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decision_note: Mapped[str | None] = mapped_column(Text)
+
+    enterprise: Mapped[Enterprise] = relationship()
+    proposed_by: Mapped[Person] = relationship(foreign_keys=[proposed_by_id])
+    decided_by: Mapped[Person | None] = relationship(foreign_keys=[decided_by_id])
+
+    __table_args__ = (Index("ix_change_proposals_enterprise", "enterprise_id", "proposed_at"),
+                      Index("ix_change_proposals_status", "status"))
+
+
+class RecordChange(Base):
+    """The history of an employer's record: registration and every accepted change."""
+
+    __tablename__ = "record_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprises.id"))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
+    source: Mapped[str] = mapped_column(String(40))  # registration, proposal
+    proposal_id: Mapped[int | None] = mapped_column(ForeignKey("change_proposals.id"))
+    changes: Mapped[dict] = mapped_column(JSON)
+
+    changed_by: Mapped[Person | None] = relationship()
+
+    __table_args__ = (Index("ix_record_changes_enterprise", "enterprise_id", "changed_at"),)

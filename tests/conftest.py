@@ -1,0 +1,77 @@
+"""Shared fixtures. The same suite runs on SQLite (default) and on PostgreSQL
+when DATABASE_URL points at it (make test does both)."""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from access.catalogue import load_catalogue
+from access.clock import FrozenClock, set_clock, SystemClock
+from audit.operations import RequestContext
+from db import make_engine, normalise_url
+from migrations.runner import upgrade
+
+# A Monday; Belgian date 2026-11-02.
+DEFAULT_NOW = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+
+
+def _test_database_url(tmp_path_factory) -> str:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return normalise_url(url)
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    return _test_database_url(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def engine(database_url):
+    engine = make_engine(database_url)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def db_session(engine):
+    """A session inside a transaction that is rolled back after the test; the
+    code under test may commit, which only releases a savepoint."""
+    connection = engine.connect()
+    transaction = connection.begin()
+    session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.close()
+        transaction.rollback()
+        connection.close()
+
+
+@pytest.fixture
+def clock():
+    """All date logic reads this clock; tests move it with clock.advance(days=...)."""
+    frozen = FrozenClock(DEFAULT_NOW)
+    previous = set_clock(frozen)
+    yield frozen
+    set_clock(previous if previous is not frozen else SystemClock())
+
+
+@pytest.fixture
+def catalogue():
+    return load_catalogue()
+
+
+@pytest.fixture
+def ctx() -> RequestContext:
+    return RequestContext(actor_label="test", ip="127.0.0.1", user_agent="pytest", request_id="test")

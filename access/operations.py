@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,7 +36,7 @@ from access.passwords import (
     verify_password,
 )
 from access.validators import format_kbo, normalise_insz, normalise_kbo, normalise_rsz
-from audit.operations import RequestContext, record
+from audit.operations import RequestContext, record, survive
 
 DEFAULT_INITIAL_PASSWORD_DAYS = 14
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{2,63}$")
@@ -532,6 +532,7 @@ def authenticate(session: Session, login_name: str, password: str, *, by: Reques
             account.locked_until = now + timedelta(seconds=seconds)
             reason += f"; locked for {seconds} s after {account.failed_logins} failures"
         session.flush()
+        _keep_failure_count(session, account)
         record(session, ctx, action="login", outcome="failure", reason=reason, survive_rollback=True)
         return None
     account.failed_logins = 0
@@ -540,6 +541,13 @@ def authenticate(session: Session, login_name: str, password: str, *, by: Reques
     session.flush()
     record(session, ctx, action="login", outcome="success", reason=how)
     return account
+
+
+def _keep_failure_count(session: Session, account: Account) -> None:
+    """The failure counter and lock must outlive the refused request's rollback."""
+    values = {"failed_logins": account.failed_logins, "locked_until": account.locked_until}
+    account_id = account.id
+    survive(session, lambda s: s.execute(update(Account).where(Account.id == account_id).values(**values)))
 
 
 def _check_credential(account: Account, password: str, now: datetime) -> tuple[bool, str]:

@@ -10,10 +10,11 @@ from sqlalchemy.orm import Session
 from access.clock import utcnow
 from audit.models import AuditRecord
 
-# Records written under this key in session.info are re-written by the web
-# layer after a rollback: a denied decision or a failed login must be logged
-# even though the request that caused it changes nothing.
-SURVIVORS_KEY = "audit_survivors"
+# Writes registered under this key in session.info are replayed by the web
+# layer after a rollback: a denied decision or a failed login (its audit record
+# and the account's failure counter) must be kept even though the request that
+# caused it is otherwise undone.
+SURVIVORS_KEY = "survive_rollback"
 
 
 @dataclass(frozen=True)
@@ -64,18 +65,21 @@ def record(
     )
     session.add(entry)
     if survive_rollback:
-        session.info.setdefault(SURVIVORS_KEY, []).append(entry)
+        values = {column.key: getattr(entry, column.key)
+                  for column in AuditRecord.__table__.columns if column.key != "id"}
+        survive(session, lambda s: s.add(AuditRecord(**values)))
     return entry
 
 
-def replay_survivors(session: Session, survivors: list[AuditRecord]) -> None:
-    """After a rollback, write again the records that must outlive it."""
-    for entry in survivors:
-        session.add(AuditRecord(**{
-            column.key: getattr(entry, column.key)
-            for column in AuditRecord.__table__.columns
-            if column.key != "id"
-        }))
+def survive(session: Session, replay) -> None:
+    """Register `replay(session)` to be run again if this transaction is rolled back."""
+    session.info.setdefault(SURVIVORS_KEY, []).append(replay)
+
+
+def replay_survivors(session: Session, survivors: list) -> None:
+    """After a rollback, apply again the writes that must outlive it."""
+    for replay in survivors:
+        replay(session)
 
 
 @event.listens_for(Session, "before_flush")

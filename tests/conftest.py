@@ -75,3 +75,34 @@ def catalogue():
 @pytest.fixture
 def ctx() -> RequestContext:
     return RequestContext(actor_label="test", ip="127.0.0.1", user_agent="pytest", request_id="test")
+
+
+@pytest.fixture
+def app(db_session, clock):
+    """The portal bound to the test's savepoint session: each request's commit
+    releases a savepoint, its rollback returns to one."""
+    from portal import create_app
+
+    db_session.info["shared"] = True
+    app = create_app({
+        "TESTING": True,
+        "DB_SESSION_FACTORY": lambda: db_session,
+        "RATELIMIT_ENABLED": False,
+        "SERVER_NAME": "portal.test",
+    })
+    yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def csrf_token(client) -> str:
+    """The session's CSRF token (the same for HTML forms and the API's X-CSRFToken header)."""
+    return client.get("/api/v1/session").get_json()["csrf_token"]
+
+
+def login(client, login_name: str, password: str):
+    token = csrf_token(client)
+    return client.post("/login", data={"login": login_name, "password": password, "csrf_token": token})

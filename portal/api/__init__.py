@@ -7,7 +7,5 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     from portal.api import endpoints, openapi  # noqa: F401  register the routes on the blueprint
     from portal.api.registry import bp
-    from portal.extensions import limiter
 
-    limiter.limit(lambda: app.config["API_RATE_LIMIT"])(bp)
     app.register_blueprint(bp)

@@ -12,8 +12,11 @@ from pydantic import BaseModel, ValidationError as PydanticError
 
 from access.errors import DomainError
 from portal.errors import problem
+from portal.extensions import limiter
 
 bp = Blueprint("api", __name__)
+# Once, at import: the blueprint is shared by every app the factory builds.
+limiter.limit(lambda: current_app.config["API_RATE_LIMIT"])(bp)
 
 
 @dataclass

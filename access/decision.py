@@ -225,17 +225,24 @@ def decide(
 
 
 def log_decision(session: Session, ctx, decision: Decision) -> None:
-    """Append the decision to the audit trail; kept even if the request then fails."""
+    """Append the decision to the audit trail; kept even if the request then fails.
+
+    A decision may end before the enterprise was looked up (unknown
+    application, anonymous subject): a made-up id is kept in the details, not
+    in the foreign key."""
     from audit.operations import record
 
-    unknown = decision.reason.code == "unknown-enterprise"
+    enterprise_id = decision.enterprise_id
+    details = None
+    if enterprise_id is not None and session.get(Enterprise, enterprise_id) is None:
+        enterprise_id, details = None, {"enterprise_id": decision.enterprise_id}
     record(
         session,
         ctx,
         action=f"decision:{decision.action}",
         outcome="allowed" if decision.allowed else "denied",
-        enterprise_id=None if unknown else decision.enterprise_id,
-        details={"enterprise_id": decision.enterprise_id} if unknown else None,
+        enterprise_id=enterprise_id,
+        details=details,
         application=decision.application,
         reason=decision.reason.text,
         path=decision.path_text,

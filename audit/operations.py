@@ -51,17 +51,17 @@ def record(
     entry = AuditRecord(
         occurred_at=utcnow(),
         actor_person_id=ctx.actor_person_id,
-        actor_label=ctx.actor_label,
+        actor_label=_clip(ctx.actor_label, 120),
         enterprise_id=enterprise_id,
-        application=application,
+        application=_clip(application, 40),  # may come from a URL: the audit write must never fail
         action=action,
         outcome=outcome,
         reason=reason,
         path=list(path) if path is not None else None,
         details=details,
-        ip=ctx.ip,
-        user_agent=(ctx.user_agent or "")[:300] or None,
-        request_id=ctx.request_id,
+        ip=_clip(ctx.ip, 45),
+        user_agent=_clip(ctx.user_agent, 300),
+        request_id=_clip(ctx.request_id, 64),
     )
     session.add(entry)
     if survive_rollback:
@@ -69,6 +69,10 @@ def record(
                   for column in AuditRecord.__table__.columns if column.key != "id"}
         survive(session, lambda s: s.add(AuditRecord(**values)))
     return entry
+
+
+def _clip(value: str | None, length: int) -> str | None:
+    return value[:length] if value else value
 
 
 def survive(session: Session, replay) -> None:

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 ROOT = Path(__file__).resolve().parent.parent
+MAX_ID = 2**31 - 1  # PostgreSQL's integer primary keys
 
 DEFAULTS: dict[str, Any] = {
     "SECRET_KEY": None,
@@ -51,6 +53,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config.update(config)
     _load_secret_key(app)
     _set_clock(app)
+    app.url_map.converters["int"] = DatabaseId
 
     from portal import database, extensions, i18n, security
 
@@ -69,6 +72,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     cli.init_app(app)
     return app
+
+
+class DatabaseId(IntegerConverter):
+    """`<int:…>` in a route is a row id: beyond the database's integer range it
+    matches nothing (404) instead of overflowing the driver."""
+
+    def __init__(self, url_map, *args, **kwargs) -> None:
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def _load_secret_key(app: Flask) -> None:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from portal.api.registry import OPERATIONS, Operation, bp
 from portal.api.schemas import Problem
+from portal import MAX_ID
 from portal.gate import public
 
 _PARAM = re.compile(r"<(?:(int|string):)?([a-z_]+)>")
@@ -28,7 +29,7 @@ def _schema(tp, components: dict) -> dict:
 
 def _operation(op: Operation, components: dict) -> dict:
     params = [{"name": name, "in": "path", "required": True,
-               "schema": {"type": "integer" if kind == "int" else "string"}}
+               "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID} if kind == "int" else {"type": "string"}}
               for kind, name in _PARAM.findall(op.rule)]
     params += [{"name": name, "in": "query", "required": False, "description": text, "schema": {"type": "string"}}
                for name, text in op.query.items()]

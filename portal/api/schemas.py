@@ -48,7 +48,7 @@ class EndLinkIn(Input):
 
 
 class PersonRefIn(Input):
-    person_id: int = Field(gt=0)
+    person_id: int = Field(gt=0, le=2**31 - 1)
 
 
 class DesignateIn(PersonRefIn):

@@ -7,14 +7,14 @@ request time, so an ended link or a revoked right stops access at once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timezone
 from typing import Any
 
 from sqlalchemy import String, and_, cast, literal, null, or_, select, union_all
 from sqlalchemy.orm import Session, aliased
 
 from access.catalogue import ACCESS_MANAGEMENT, PORTAL_ADMINISTRATION, Catalogue, Tier
-from access.clock import today
+from access.clock import BRUSSELS, today
 from access.models import DIRECT_AUTHORITY_KINDS, Enterprise, Link, Membership, Person, Right, Role
 from access.validators import format_kbo
 
@@ -98,6 +98,18 @@ def _deny(subject, application, action, enterprise_id, code, text, /, path=(), *
 
 def _allow(subject, application, action, enterprise_id, path, text="allowed") -> Decision:
     return Decision(True, Step("allowed", text), tuple(path), application, action, enterprise_id, subject)
+
+
+def _belgian_day(stored: str) -> str:
+    """The Belgian calendar date of a timestamp read back as text (UTC; SQLite
+    gives it naive, PostgreSQL as '...+00')."""
+    text_ = stored.replace(" ", "T", 1)
+    if len(text_) > 19 and text_[-3] in "+-":
+        text_ += ":00"
+    moment = datetime.fromisoformat(text_)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(BRUSSELS).date().isoformat()
 
 
 def _facts_query(person_id: int, enterprise_id: int, application: str, day: date):
@@ -191,7 +203,7 @@ def decide(
     role = facts.get("membership", (None,))[0]
     if role is None:
         return _deny(*args, "not-designated", f"not designated as administrator or user of {kbo}", kbo=kbo)
-    role_since = facts["membership"][1][:10]
+    role_since = _belgian_day(facts["membership"][1])
 
     if application == ACCESS_MANAGEMENT:
         if role == Role.LOCAL_ADMIN.value:
@@ -212,8 +224,9 @@ def decide(
                      {"kbo": kbo, "since": role_since}), link_step]
     elif "right" in facts:
         _, granted_at, grantor_name = facts["right"]
-        path = [Step("right", f"right on {app.name('en')} granted by {grantor_name} on {granted_at[:10]}",
-                     {"application": application, "by": grantor_name, "on": granted_at[:10]}), link_step]
+        granted_on = _belgian_day(granted_at)
+        path = [Step("right", f"right on {app.name('en')} granted by {grantor_name} on {granted_on}",
+                     {"application": application, "by": grantor_name, "on": granted_on}), link_step]
     else:
         return _deny(*args, "no-right", f"no right on {app.name('en')} for {kbo}", kbo=kbo, application=application)
 

@@ -45,9 +45,10 @@ USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{2,63}$")
 def _required(value: str | None, field: str, label: str, max_length: int) -> str:
     value = (value or "").strip()
     if not value:
-        raise ValidationError(f"{label} is required.", field)
+        raise ValidationError("%(label)s is required.", field, label=label)
     if len(value) > max_length:
-        raise ValidationError(f"{label} may have at most {max_length} characters.", field)
+        raise ValidationError("%(label)s may have at most %(max_length)s characters.", field, label=label,
+                              max_length=max_length)
     return value
 
 
@@ -83,9 +84,10 @@ def register_enterprise(session: Session, *, kbo: str, rsz_number: str | None = 
     cleaned = clean_enterprise_fields(fields, employer=rsz is not None)
     existing = session.scalar(select(Enterprise).where(Enterprise.kbo_number == number))
     if existing is not None:
-        raise Conflict(f"Enterprise {format_kbo(number)} is already registered ({existing.name}).", "kbo")
+        raise Conflict("Enterprise %(kbo)s is already registered (%(name)s).", "kbo", kbo=format_kbo(number),
+                       name=existing.name)
     if rsz and session.scalar(select(Enterprise.id).where(Enterprise.rsz_number == rsz)):
-        raise Conflict(f"RSZ number {rsz} is already registered for another enterprise.", "rsz_number")
+        raise Conflict("RSZ number %(rsz)s is already registered for another enterprise.", "rsz_number", rsz=rsz)
     enterprise = Enterprise(kbo_number=number, rsz_number=rsz, created_at=utcnow(), **cleaned)
     session.add(enterprise)
     session.flush()
@@ -110,7 +112,7 @@ def find_enterprise_by_kbo(session: Session, kbo: str, field: str = "kbo") -> En
     number = normalise_kbo(kbo, field)
     enterprise = session.scalar(select(Enterprise).where(Enterprise.kbo_number == number))
     if enterprise is None:
-        raise NotFound(f"No enterprise {format_kbo(number)} is registered.", field)
+        raise NotFound("No enterprise %(kbo)s is registered.", field, kbo=format_kbo(number))
     return enterprise
 
 
@@ -142,7 +144,7 @@ def add_link(session: Session, enterprise: Enterprise, person: Person, kind: Lin
     try:
         kind = LinkKind(kind)
     except ValueError:
-        raise ValidationError(f"Unknown kind of link '{kind}'.", "kind") from None
+        raise ValidationError("Unknown kind of link '%(kind)s'.", "kind", kind=kind) from None
     if end_date is not None and end_date < start_date:
         raise ValidationError("The end date of a link cannot be before its start date.", "end_date")
     link = Link(enterprise_id=enterprise.id, person_id=person.id, kind=kind, start_date=start_date,
@@ -158,7 +160,7 @@ def end_link(session: Session, link: Link, end_date: date, *, by: RequestContext
     if end_date < link.start_date:
         raise ValidationError("The end date of a link cannot be before its start date.", "end_date")
     if link.end_date is not None and link.end_date <= end_date:
-        raise ValidationError(f"This link already ends on {link.end_date.isoformat()}.", "end_date")
+        raise ValidationError("This link already ends on %(end_date)s.", "end_date", end_date=link.end_date.isoformat())
     before = _link_snapshot(link)
     link.end_date = end_date
     session.flush()
@@ -193,10 +195,10 @@ def require_direct_authority(session: Session, enterprise: Enterprise, person: P
     why = (f"{person.full_name} has only these links with it: {', '.join(kinds)}" if kinds
            else f"{person.full_name} has no link with it")
     raise ValidationError(
-        f"{person.full_name} is not under the direct authority of {enterprise.kbo_display} on {day.isoformat()} "
-        f"({why}). Only employees, the zaakvoerder, a bestuurder or a vennoot may be local administrator or user; "
+        "%(person)s is not under the direct authority of %(kbo)s on %(day)s "
+        "(%(why)s). Only employees, the zaakvoerder, a bestuurder or a vennoot may be local administrator or user; "
         "self-employed collaborators, third parties, providers and intermediaries never.",
-        field,
+        field, person=person.full_name, kbo=enterprise.kbo_display, day=day.isoformat(), why=why,
     )
 
 
@@ -303,11 +305,13 @@ def appoint_local_admin(session: Session, enterprise: Enterprise, person: Person
     require_direct_authority(session, enterprise, person)
     current = current_local_admin(session, enterprise.id)
     if current is not None and current.person_id == person.id:
-        raise Conflict(f"{person.full_name} is already the local administrator of {enterprise.kbo_display}.", "person")
+        raise Conflict("%(person)s is already the local administrator of %(kbo)s.", "person",
+                       person=person.full_name, kbo=enterprise.kbo_display)
     if current is not None and direct_authority_link(session, enterprise.id, current.person_id):
         raise Conflict(
-            f"{enterprise.kbo_display} already has a local administrator, {current.person.full_name}; "
-            "he can hand the role over, or his link must end first.", "person")
+            "%(kbo)s already has a local administrator, %(person)s; "
+            "he can hand the role over, or his link must end first.", "person",
+            kbo=enterprise.kbo_display, person=current.person.full_name)
     before = None
     if current is not None:  # his link ended: the role already stopped; close it on record
         before = {"local_admin": current.person.full_name}
@@ -359,9 +363,11 @@ def designate(session: Session, enterprise: Enterprise, person: Person, role: Ro
     require_direct_authority(session, enterprise, person)
     existing = current_membership(session, enterprise.id, person.id)
     if existing is not None and existing.role is role:
-        raise Conflict(f"{person.full_name} is already {_role_label(role)} of {enterprise.kbo_display}.", "person")
+        raise Conflict("%(person)s is already %(role)s of %(kbo)s.", "person", person=person.full_name,
+                       role=_role_label(role), kbo=enterprise.kbo_display)
     if existing is not None and existing.role is Role.LOCAL_ADMIN:
-        raise Conflict(f"{person.full_name} is the local administrator of {enterprise.kbo_display}.", "person")
+        raise Conflict("%(person)s is the local administrator of %(kbo)s.", "person", person=person.full_name,
+                       kbo=enterprise.kbo_display)
     before = _role_label(existing.role) if existing else None
     if existing is not None:
         _end_membership(session, existing, by)
@@ -380,7 +386,8 @@ def remove_member(session: Session, enterprise: Enterprise, person: Person, *, b
     """End a user's or co-administrator's role; his rights on this enterprise end with it."""
     existing = current_membership(session, enterprise.id, person.id)
     if existing is None:
-        raise NotFound(f"{person.full_name} has no role in {enterprise.kbo_display}.", "person")
+        raise NotFound("%(person)s has no role in %(kbo)s.", "person", person=person.full_name,
+                       kbo=enterprise.kbo_display)
     if existing.role is Role.LOCAL_ADMIN:
         raise ValidationError("The local administrator hands his role over; he cannot be removed here.", "person")
     _end_membership(session, existing, by)
@@ -410,11 +417,12 @@ def _current_rights(session: Session, enterprise_id: int, person_id: int) -> lis
 def _grantable_application(catalogue: Catalogue, enterprise: Enterprise, application: str):
     app = catalogue.get(application)
     if app is None or not app.grantable:
-        raise ValidationError(f"Unknown application '{application}'.", "application")
+        raise ValidationError("Unknown application '%(application)s'.", "application", application=application)
     if app.tier is Tier.FREE:
-        raise ValidationError(f"{app.name('en')} is freely accessible; no right is needed.", "application")
+        raise ValidationError("%(application)s is freely accessible; no right is needed.", "application",
+                              application=app.name('en'))
     if app.employer_only and not enterprise.is_employer:
-        raise ValidationError(f"{app.name('en')} is for employers only.", "application")
+        raise ValidationError("%(application)s is for employers only.", "application", application=app.name('en'))
     return app
 
 
@@ -424,9 +432,11 @@ def grant_right(session: Session, enterprise: Enterprise, person: Person, applic
     membership = current_membership(session, enterprise.id, person.id)
     if membership is None:
         raise ValidationError(
-            f"{person.full_name} is not a user of {enterprise.kbo_display}; add him as a user first.", "person")
+            "%(person)s is not a user of %(kbo)s; add him as a user first.", "person",
+            person=person.full_name, kbo=enterprise.kbo_display)
     if any(r.application == app.code for r in _current_rights(session, enterprise.id, person.id)):
-        raise Conflict(f"{person.full_name} already has the right on {app.name('en')}.", "application")
+        raise Conflict("%(person)s already has the right on %(application)s.", "application",
+                       person=person.full_name, application=app.name('en'))
     right = Right(enterprise_id=enterprise.id, person_id=person.id, application=app.code,
                   granted_by_id=by.actor_person_id, granted_at=utcnow())
     session.add(right)
@@ -434,7 +444,8 @@ def grant_right(session: Session, enterprise: Enterprise, person: Person, applic
         with session.begin_nested():
             session.flush()
     except IntegrityError:
-        raise Conflict(f"{person.full_name} already has the right on {app.name('en')}.", "application") from None
+        raise Conflict("%(person)s already has the right on %(application)s.", "application",
+                       person=person.full_name, application=app.name('en')) from None
     record(session, by, action="right.grant", outcome="success", enterprise_id=enterprise.id,
            application=app.code, details={"person_id": person.id, "person": person.full_name,
                                           "before": {"right": False}, "after": {"right": True}})
@@ -445,8 +456,8 @@ def revoke_right(session: Session, enterprise: Enterprise, person: Person, appli
                  by: RequestContext) -> Right:
     right = next((r for r in _current_rights(session, enterprise.id, person.id) if r.application == application), None)
     if right is None:
-        raise NotFound(f"{person.full_name} has no right on '{application}' for {enterprise.kbo_display}.",
-                       "application")
+        raise NotFound("%(person)s has no right on '%(application)s' for %(kbo)s.",
+                       "application", person=person.full_name, application=application, kbo=enterprise.kbo_display)
     right.revoked_at = utcnow()
     right.revoked_by_id = by.actor_person_id
     session.flush()

@@ -54,9 +54,10 @@ def common_passwords(path: str | None = None) -> frozenset[str]:
 def check_password_policy(password: str, context: list[str], field: str = "password") -> None:
     """Raise ValidationError with the first rule the new password breaks."""
     if len(password) < MIN_LENGTH:
-        raise ValidationError(f"The password must have at least {MIN_LENGTH} characters.", field)
+        raise ValidationError("The password must have at least %(min_length)s characters.", field,
+                              min_length=MIN_LENGTH)
     if len(password) > MAX_LENGTH:
-        raise ValidationError(f"The password may have at most {MAX_LENGTH} characters.", field)
+        raise ValidationError("The password may have at most %(max_length)s characters.", field, max_length=MAX_LENGTH)
     lowered = password.lower()
     if len(set(lowered)) < 5:
         raise ValidationError("The password repeats too few different characters.", field)

@@ -85,11 +85,14 @@ def normalise_rsz(value: str, field: str = "rsz_number") -> str:
         raise ValidationError(
             "This RSZ number fails the check digits: they must be 96 minus (radix × 100 modulo 97).", field
         )
-    return digits
+    # One spelling per number: "0123456-xx" and "00123456-xx" are the same
+    # employer, and the unique index must see them as one.
+    return f"{radix:07d}{check:02d}"
 
 
 def is_provisional_rsz(number: str) -> bool:
-    return number.lstrip("0").startswith("5")
+    """On a normalised number: provisional radixes start with 5 (0500000 does not)."""
+    return number.startswith("5")
 
 
 def make_rsz(radix: int) -> str:

@@ -8,7 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from access.errors import DomainError
 from portal.gate import AccessDenied
-from portal.messages import reason_text, step_text
+from portal.messages import error_text, reason_text, step_text
 
 PROBLEM_BASE = "https://portal.invalid/problems/"
 
@@ -49,8 +49,8 @@ def init_app(app: Flask) -> None:
     def _domain(error: DomainError):
         # Views normally catch these to re-render their form; this is the fallback.
         if wants_json():
-            return problem(error.status, error.code, error.message, field=error.field)
-        return render_template("errors/generic.html", status=error.status, message=error.message), error.status
+            return problem(error.status, error.code, error_text(error), field=error.field)
+        return render_template("errors/generic.html", status=error.status, message=error_text(error)), error.status
 
     @app.errorhandler(CSRFError)
     def _csrf(error: CSRFError):

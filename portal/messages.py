@@ -62,12 +62,25 @@ def reason_text(step: Step) -> str:
 
 
 def error_text(error) -> str:
-    """A DomainError in the user's language: translate its template, then fill it."""
-    from flask_babel import gettext
+    """A DomainError in the user's language: translate its template, then fill it.
+
+    Parameters that are themselves words of the portal (a role, a status, a
+    field label, an application) are translated too; names and numbers are not."""
+    from flask_babel import get_locale, gettext
 
     template = gettext(error.template)
+    params = dict(error.params)
+    locale = str(get_locale() or "nl")
+    for key in ("role", "status", "label"):
+        if isinstance(params.get(key), str):
+            params[key] = gettext(params[key])
+    if isinstance(params.get("application"), str):
+        app = next((a for a in catalogue().applications() + catalogue().grantable()
+                    if params["application"] in (a.code, a.names.get("en"))), None)
+        if app is not None:
+            params["application"] = app.name(locale)
     try:
-        return template % error.params if error.params else template
+        return template % params if params else template
     except (KeyError, ValueError, TypeError):
         return error.message
 

@@ -99,7 +99,7 @@ def decide_proposal(session: Session, proposal: ChangeProposal, accept: bool, no
                     by: RequestContext) -> ChangeProposal:
     """A portal officer accepts (the record changes) or rejects (with a note) a pending proposal."""
     if proposal.status is not ProposalStatus.PENDING:
-        raise Conflict(f"This proposal was already {proposal.status.value}.", "proposal")
+        raise Conflict("This proposal was already %(status)s.", "proposal", status=proposal.status.value)
     note = (note or "").strip() or None
     if not accept and not note:
         raise ValidationError("Say why the proposal is rejected.", "note")
@@ -108,8 +108,8 @@ def decide_proposal(session: Session, proposal: ChangeProposal, accept: bool, no
     enterprise = proposal.enterprise
     stale = [name for name, change in proposal.changes.items() if getattr(enterprise, name) != change["before"]]
     if accept and stale:
-        raise Conflict(f"The record changed since this proposal was made ({', '.join(stale)}); reject it and "
-                       "ask for a new one.", "proposal")
+        raise Conflict("The record changed since this proposal was made (%(fields)s); reject it and "
+                       "ask for a new one.", "proposal", fields=', '.join(stale))
     proposal.status = ProposalStatus.ACCEPTED if accept else ProposalStatus.REJECTED
     proposal.decided_by_id = by.actor_person_id
     proposal.decided_at = utcnow()

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, HiddenField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms import DateField, HiddenField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from access.models import LinkKind
@@ -18,6 +19,11 @@ LINK_KIND_LABELS = {
     LinkKind.DIENSTVERLENER: _l("service provider"),
     LinkKind.TUSSENPERSOON: _l("intermediary"),
 }
+
+
+def choices(pairs) -> list[SelectChoice]:
+    """(value, label) pairs as WTForms wants them (tuples are deprecated from 3.3 on)."""
+    return [SelectChoice(value, label) for value, label in pairs]
 
 
 class LoginForm(FlaskForm):
@@ -47,7 +53,7 @@ class LinkForm(FlaskForm):
     first_name = StringField(_l("First name"), validators=[DataRequired(), Length(max=100)])
     last_name = StringField(_l("Last name"), validators=[DataRequired(), Length(max=100)])
     email = StringField(_l("E-mail"), validators=[Optional(), Length(max=254)])
-    kind = SelectField(_l("Link"), choices=[(k.value, label) for k, label in LINK_KIND_LABELS.items()])
+    kind = SelectField(_l("Link"), choices=choices((k.value, label) for k, label in LINK_KIND_LABELS.items()))
     start_date = DateField(_l("From"), validators=[DataRequired()])
     end_date = DateField(_l("Until (optional)"), validators=[Optional()])
 
@@ -61,7 +67,7 @@ class PersonChoiceForm(FlaskForm):
 
 
 class DesignateForm(PersonChoiceForm):
-    role = SelectField(_l("Role"), choices=[("user", _l("user")), ("co_admin", _l("co-administrator"))])
+    role = SelectField(_l("Role"), choices=choices([("user", _l("user")), ("co_admin", _l("co-administrator"))]))
 
 
 class ButtonForm(FlaskForm):

@@ -37,6 +37,10 @@ _TEXTS = {
 
 def _params(step: Step) -> dict[str, str]:
     params = {key: str(value) for key, value in step.params.items()}
+    if "kind" in params:
+        from access.models import LinkKind
+
+        params["kind"] = link_kind_label(LinkKind(params["kind"]))
     if "application" in params:
         app = catalogue().get(params["application"])
         if app is not None:

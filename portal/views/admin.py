@@ -11,7 +11,7 @@ from access.models import Person, Role
 from access.queries import access_matrix, eligible_persons
 from portal.context import catalogue, request_context
 from portal.database import get_session
-from portal.forms import ButtonForm, DesignateForm, PersonChoiceForm, apply_domain_error
+from portal.forms import ButtonForm, DesignateForm, PersonChoiceForm, apply_domain_error, choices
 from portal.gate import check, gated, self_gated
 from portal.messages import error_text
 
@@ -23,11 +23,11 @@ def _page(enterprise_id: int, status: int = 200, credential=None, designate_form
     session = get_session()
     enterprise = ops.get_enterprise(session, enterprise_id)
     eligible = eligible_persons(session, enterprise.id)
-    choices = [(p.id, p.full_name) for p in eligible]
+    people = choices((p.id, p.full_name) for p in eligible)
     designate_form = designate_form or DesignateForm(formdata=None)
-    designate_form.person_id.choices = choices
+    designate_form.person_id.choices = people
     handover_form = handover_form or PersonChoiceForm(formdata=None, prefix="handover")
-    handover_form.person_id.choices = choices
+    handover_form.person_id.choices = people
     apps = [a for a in catalogue().grantable() if not a.employer_only or enterprise.is_employer]
     return render_template("admin/access.html", enterprise=enterprise, rows=access_matrix(session, enterprise),
                            apps=apps, designate_form=designate_form, handover_form=handover_form,

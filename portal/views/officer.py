@@ -11,8 +11,8 @@ from access.models import Link
 from access.queries import eligible_persons, links_of, search_enterprises
 from portal.context import request_context
 from portal.database import get_session
-from portal.forms import (ButtonForm, DecisionForm, EndLinkForm, EnterpriseForm, LinkForm, PersonChoiceForm,
-                          SearchForm, apply_domain_error)
+from portal.forms import (DecisionForm, EndLinkForm, EnterpriseForm, LinkForm, PersonChoiceForm, SearchForm,
+                          apply_domain_error, choices)
 from portal.gate import gated
 from repertory import operations as repertory_ops
 
@@ -54,7 +54,7 @@ def _enterprise_page(enterprise_id: int, status: int = 200, **forms):
     link_form = forms.get("link_form") or LinkForm(formdata=None)
     appoint_form = forms.get("appoint_form") or PersonChoiceForm(formdata=None)
     eligible = eligible_persons(session, enterprise.id)
-    appoint_form.person_id.choices = [(p.id, f"{p.full_name}") for p in eligible]
+    appoint_form.person_id.choices = choices((p.id, p.full_name) for p in eligible)
     admin = ops.current_local_admin(session, enterprise.id)
     return render_template("officer/enterprise.html", enterprise=enterprise, links=links_of(session, enterprise.id),
                            link_form=link_form, appoint_form=appoint_form, end_form=EndLinkForm(formdata=None),

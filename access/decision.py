@@ -173,6 +173,13 @@ def decide(
         return _deny(*args, "not-portal-officer", "only portal officers may do this")
 
     if app.tier is Tier.FREE:
+        if app.employer_only and enterprise_id is not None:
+            # Free, but still only about employers: Dimona for a company without staff makes no sense.
+            enterprise = session.get(Enterprise, enterprise_id)
+            if enterprise is not None and not enterprise.is_employer:
+                return _deny(*args, "employers-only",
+                             f"{app.name('en')} is for employers only and {enterprise.kbo_display} is not an employer",
+                             kbo=enterprise.kbo_display, application=application)
         return _allow(*args, [Step("free-access", "free access: no login needed")])
     if subject.anonymous:
         return _deny(*args, "login-required", "log in to use this application")

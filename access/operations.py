@@ -185,7 +185,7 @@ def direct_authority_link(session: Session, enterprise_id: int, person_id: int, 
     )
 
 
-def require_direct_authority(session: Session, enterprise: Enterprise, person: Person, field: str = "person") -> Link:
+def require_direct_authority(session: Session, enterprise: Enterprise, person: Person, field: str = "person_id") -> Link:
     day = today()
     link = direct_authority_link(session, enterprise.id, person.id, day)
     if link is not None:
@@ -289,7 +289,7 @@ def _start_membership(session: Session, enterprise: Enterprise, person: Person, 
     except IntegrityError:
         # The partial unique indexes caught a concurrent appointment.
         raise Conflict("Someone else changed this enterprise's roles at the same time; reload and try again.",
-                       "person") from None
+                       "person_id") from None
     return membership
 
 
@@ -305,12 +305,12 @@ def appoint_local_admin(session: Session, enterprise: Enterprise, person: Person
     require_direct_authority(session, enterprise, person)
     current = current_local_admin(session, enterprise.id)
     if current is not None and current.person_id == person.id:
-        raise Conflict("%(person)s is already the local administrator of %(kbo)s.", "person",
+        raise Conflict("%(person)s is already the local administrator of %(kbo)s.", "person_id",
                        person=person.full_name, kbo=enterprise.kbo_display)
     if current is not None and direct_authority_link(session, enterprise.id, current.person_id):
         raise Conflict(
             "%(kbo)s already has a local administrator, %(person)s; "
-            "he can hand the role over, or his link must end first.", "person",
+            "he can hand the role over, or his link must end first.", "person_id",
             kbo=enterprise.kbo_display, person=current.person.full_name)
     before = None
     if current is not None:  # his link ended: the role already stopped; close it on record
@@ -329,15 +329,15 @@ def appoint_local_admin(session: Session, enterprise: Enterprise, person: Person
     return Appointment(membership, credential)
 
 
-def hand_over_local_admin(session: Session, enterprise: Enterprise, successor: Person, *,
-                          by: RequestContext) -> Appointment:
+def hand_over_local_admin(session: Session, enterprise: Enterprise, successor: Person, *, by: RequestContext,
+                          initial_password_days: int = DEFAULT_INITIAL_PASSWORD_DAYS) -> Appointment:
     """The local administrator hands his role to another eligible person; users keep their rights,
     and he stays a user himself."""
     current = current_local_admin(session, enterprise.id)
     if current is None or current.person_id != by.actor_person_id:
-        raise ValidationError("Only the current local administrator can hand the role over.", "person")
+        raise ValidationError("Only the current local administrator can hand the role over.", "person_id")
     if successor.id == current.person_id:
-        raise ValidationError("Choose another person than yourself.", "person")
+        raise ValidationError("Choose another person than yourself.", "person_id")
     require_direct_authority(session, enterprise, successor)
     predecessor = current.person
     _end_membership(session, current, by)
@@ -347,7 +347,7 @@ def hand_over_local_admin(session: Session, enterprise: Enterprise, successor: P
     session.flush()
     membership = _start_membership(session, enterprise, successor, Role.LOCAL_ADMIN, by)
     _start_membership(session, enterprise, predecessor, Role.USER, by)
-    credential = _issue_initial_credential(session, successor, DEFAULT_INITIAL_PASSWORD_DAYS)
+    credential = _issue_initial_credential(session, successor, initial_password_days)
     _send_credential(session, successor, enterprise, "local administrator", credential)
     record(session, by, action="role.hand_over", outcome="success", enterprise_id=enterprise.id,
            details={"before": {"local_admin": predecessor.full_name},
@@ -363,10 +363,10 @@ def designate(session: Session, enterprise: Enterprise, person: Person, role: Ro
     require_direct_authority(session, enterprise, person)
     existing = current_membership(session, enterprise.id, person.id)
     if existing is not None and existing.role is role:
-        raise Conflict("%(person)s is already %(role)s of %(kbo)s.", "person", person=person.full_name,
+        raise Conflict("%(person)s is already %(role)s of %(kbo)s.", "person_id", person=person.full_name,
                        role=_role_label(role), kbo=enterprise.kbo_display)
     if existing is not None and existing.role is Role.LOCAL_ADMIN:
-        raise Conflict("%(person)s is the local administrator of %(kbo)s.", "person", person=person.full_name,
+        raise Conflict("%(person)s is the local administrator of %(kbo)s.", "person_id", person=person.full_name,
                        kbo=enterprise.kbo_display)
     before = _role_label(existing.role) if existing else None
     if existing is not None:
@@ -386,10 +386,10 @@ def remove_member(session: Session, enterprise: Enterprise, person: Person, *, b
     """End a user's or co-administrator's role; his rights on this enterprise end with it."""
     existing = current_membership(session, enterprise.id, person.id)
     if existing is None:
-        raise NotFound("%(person)s has no role in %(kbo)s.", "person", person=person.full_name,
+        raise NotFound("%(person)s has no role in %(kbo)s.", "person_id", person=person.full_name,
                        kbo=enterprise.kbo_display)
     if existing.role is Role.LOCAL_ADMIN:
-        raise ValidationError("The local administrator hands his role over; he cannot be removed here.", "person")
+        raise ValidationError("The local administrator hands his role over; he cannot be removed here.", "person_id")
     _end_membership(session, existing, by)
     revoked = [r.application for r in _current_rights(session, enterprise.id, person.id)]
     for right in _current_rights(session, enterprise.id, person.id):
@@ -400,6 +400,17 @@ def remove_member(session: Session, enterprise: Enterprise, person: Person, *, b
            details={"person_id": person.id, "person": person.full_name,
                     "before": {"role": _role_label(existing.role), "rights": revoked},
                     "after": {"role": None, "rights": []}})
+
+
+def membership_action(session: Session, enterprise_id: int, person_id: int, new_role: Role | None) -> str:
+    """The access-management action that changing this person's role amounts to.
+
+    Appointing, demoting or removing a co-administrator is the local
+    administrator's alone ("manage_co_admins"); anything else about users is
+    "manage_users", which co-administrators may do too."""
+    current = current_membership(session, enterprise_id, person_id)
+    touches_co_admin = new_role is Role.CO_ADMIN or (current is not None and current.role is Role.CO_ADMIN)
+    return "manage_co_admins" if touches_co_admin else "manage_users"
 
 
 def _role_label(role: Role) -> str:
@@ -432,7 +443,7 @@ def grant_right(session: Session, enterprise: Enterprise, person: Person, applic
     membership = current_membership(session, enterprise.id, person.id)
     if membership is None:
         raise ValidationError(
-            "%(person)s is not a user of %(kbo)s; add him as a user first.", "person",
+            "%(person)s is not a user of %(kbo)s; add him as a user first.", "person_id",
             person=person.full_name, kbo=enterprise.kbo_display)
     if any(r.application == app.code for r in _current_rights(session, enterprise.id, person.id)):
         raise Conflict("%(person)s already has the right on %(application)s.", "application",
@@ -552,6 +563,14 @@ def authenticate(session: Session, login_name: str, password: str, *, by: Reques
     session.flush()
     record(session, ctx, action="login", outcome="success", reason=how)
     return account
+
+
+def end_sessions(session: Session, account: Account, *, by: RequestContext, reason: str = "logout") -> None:
+    """Every session issued to this account so far stops working (the signed
+    cookie carries the generation it was issued under)."""
+    account.session_generation += 1
+    session.flush()
+    record(session, by, action="session.end_all", outcome="success", reason=reason)
 
 
 def _keep_failure_count(session: Session, account: Account) -> None:

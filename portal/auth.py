@@ -3,8 +3,11 @@ its session generation so that a password change or a forced logout ends every
 older session."""
 from __future__ import annotations
 
-from flask import redirect, request, url_for
-from flask_login import UserMixin
+import hashlib
+import time
+
+from flask import current_app, redirect, request, session, url_for
+from flask_login import UserMixin, logout_user
 
 from access.models import Account
 from portal.database import get_session
@@ -39,3 +42,27 @@ def unauthorized():
     if wants_json():
         return problem(401, "login-required", "Log in first.")
     return redirect(url_for("account.login", next=request.full_path if request.method == "GET" else None))
+
+
+def client_fingerprint() -> str:
+    return hashlib.sha256((request.headers.get("User-Agent") or "").encode()).hexdigest()[:32]
+
+
+def bind_session() -> None:
+    """Called at login: the session belongs to this client and starts its absolute lifetime now."""
+    session["client"] = client_fingerprint()
+    session["started"] = int(time.time())
+
+
+def guard_session() -> None:
+    """Before every request: a logged-in session replayed from another client,
+    or older than its absolute lifetime, is ended (the signed cookie alone would
+    slide its own expiry forward on every request)."""
+    if "_user_id" not in session:
+        return
+    lifetime = current_app.permanent_session_lifetime.total_seconds()
+    started = session.get("started")
+    if (session.get("client") != client_fingerprint() or not isinstance(started, int)
+            or time.time() - started > lifetime):
+        logout_user()
+        session.clear()

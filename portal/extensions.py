@@ -16,9 +16,12 @@ def init_app(app: Flask) -> None:
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "account.login"
-    login_manager.session_protection = "strong"
+    # Binding to the client is done by portal.auth.guard_session: Flask-Login's
+    # "strong" mode does not end a permanent session.
+    login_manager.session_protection = None
 
     from portal import auth
 
     login_manager.user_loader(auth.load_user)
     login_manager.unauthorized_handler(auth.unauthorized)
+    app.before_request(auth.guard_session)

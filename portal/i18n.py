@@ -27,8 +27,10 @@ def init_app(app: Flask) -> None:
     def _locale():
         return {"current_locale": str(get_locale() or "nl"), "languages": app.config["LANGUAGES"]}
 
+    from access.clock import today
     from access.validators import format_insz
     from portal.messages import link_kind_label, proposal_status_label, role_label, step_text
 
     app.jinja_env.globals.update(step_text=step_text, role_label=role_label, link_kind_label=link_kind_label,
-                                 proposal_status_label=proposal_status_label, format_insz=format_insz)
+                                 proposal_status_label=proposal_status_label, format_insz=format_insz,
+                                 today=today)

@@ -88,6 +88,8 @@ def login(payload: s.LoginIn):
 
 @api_route("/session", "DELETE", summary="Log out", tag="session", gate="public", status=204)
 def logout():
+    if current_user.is_authenticated:
+        ops.end_sessions(get_session(), current_user.account, by=request_context())
     logout_user()
     session.clear()
     return "", 204
@@ -232,8 +234,8 @@ def access(enterprise_id: int):
            status=201)
 def designate(enterprise_id: int, payload: s.DesignateIn):
     role = Role(payload.role)
-    check(ACCESS_MANAGEMENT, "manage_co_admins" if role is Role.CO_ADMIN else "manage_users", enterprise_id)
     session_ = get_session()
+    check(ACCESS_MANAGEMENT, ops.membership_action(session_, enterprise_id, payload.person_id, role), enterprise_id)
     appointment = ops.designate(session_, ops.get_enterprise(session_, enterprise_id), _person(payload.person_id),
                                 role, by=request_context(),
                                 initial_password_days=current_app.config["INITIAL_PASSWORD_DAYS"])
@@ -246,9 +248,7 @@ def designate(enterprise_id: int, payload: s.DesignateIn):
            gate=ACCESS_MANAGEMENT, status=204)
 def remove_member(enterprise_id: int, person_id: int):
     session_ = get_session()
-    membership = ops.current_membership(session_, enterprise_id, person_id)
-    co_admin = membership is not None and membership.role is Role.CO_ADMIN
-    check(ACCESS_MANAGEMENT, "manage_co_admins" if co_admin else "manage_users", enterprise_id)
+    check(ACCESS_MANAGEMENT, ops.membership_action(session_, enterprise_id, person_id, None), enterprise_id)
     ops.remove_member(session_, ops.get_enterprise(session_, enterprise_id), _person(person_id), by=request_context())
     return "", 204
 
@@ -280,7 +280,8 @@ def hand_over(enterprise_id: int, payload: s.PersonRefIn):
     check(ACCESS_MANAGEMENT, "hand_over", enterprise_id)
     session_ = get_session()
     appointment = ops.hand_over_local_admin(session_, ops.get_enterprise(session_, enterprise_id),
-                                            _person(payload.person_id), by=request_context())
+                                            _person(payload.person_id), by=request_context(),
+                                            initial_password_days=current_app.config["INITIAL_PASSWORD_DAYS"])
     return s.AppointmentOut(person_id=payload.person_id, role=Role.LOCAL_ADMIN.value,
                             initial_credential=_credential(appointment.credential))
 

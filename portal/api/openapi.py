@@ -43,7 +43,8 @@ def _operation(op: Operation, components: dict) -> dict:
     for status, text in (("400", "Malformed request"), ("401", "Not logged in"),
                          ("403", "Refused by the decision point; the detail gives the reason"),
                          ("404", "Not found"), ("409", "Conflict with the current state"),
-                         ("413", "Body too large"), ("422", "Invalid input; `field` names it")):
+                         ("413", "Body too large"), ("415", "Send the body as application/json"),
+                         ("422", "Invalid input; `field` names it")):
         responses[status] = {"description": text, "content": problem_ref}
     doc = {"summary": op.summary, "tags": [op.tag], "operationId": f"{op.method.lower()}_{op.rule}",
            "parameters": params, "responses": responses, "x-decision-point": op.gate}

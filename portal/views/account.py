@@ -1,20 +1,19 @@
 """Login, logout and the first-login choice of credentials."""
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
 from access.errors import DomainError
-from access.operations import GENERIC_LOGIN_FAILURE, LoginPolicy, authenticate, choose_credentials
-from portal.auth import LoginUser
+from access.operations import GENERIC_LOGIN_FAILURE, LoginPolicy, authenticate, choose_credentials, end_sessions
+from portal.auth import LoginUser, bind_session
 from portal.context import request_context
 from portal.database import get_session
 from portal.extensions import limiter
 from portal.forms import ButtonForm, LoginForm, SetupForm, apply_domain_error
 from portal.gate import public
+from portal.urls import safe_local_target
 
 bp = Blueprint("account", __name__)
 
@@ -32,15 +31,7 @@ def start_session(account) -> None:
         session["lang"] = language
     login_user(LoginUser(account))
     session.permanent = True
-
-
-def _safe_next(target: str | None) -> str | None:
-    if not target:
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return None
-    return target
+    bind_session()
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -55,7 +46,7 @@ def login():
             start_session(account)
             if account.must_choose_credentials:
                 return redirect(url_for("account.setup"))
-            return redirect(_safe_next(request.args.get("next")) or url_for("home.index"))
+            return redirect(safe_local_target(request.args.get("next")) or url_for("home.index"))
         form.form_errors.append(_(GENERIC_LOGIN_FAILURE))
         return render_template("account/login.html", form=form), 401
     status = 422 if request.method == "POST" else 200
@@ -66,6 +57,8 @@ def login():
 @public
 def logout():
     if ButtonForm().validate_on_submit():
+        if current_user.is_authenticated:
+            end_sessions(get_session(), current_user.account, by=request_context())
         logout_user()
         session.clear()
         flash(_("You are logged out."), "info")

@@ -53,7 +53,8 @@ def matrix(enterprise_id: int):
 def designate(enterprise_id: int):
     form = DesignateForm()
     role = Role.CO_ADMIN if form.role.data == "co_admin" else Role.USER
-    check(ACCESS_MANAGEMENT, "manage_co_admins" if role is Role.CO_ADMIN else "manage_users", enterprise_id)
+    person_id = form.person_id.data if isinstance(form.person_id.data, int) else 0
+    check(ACCESS_MANAGEMENT, ops.membership_action(get_session(), enterprise_id, person_id, role), enterprise_id)
     if not form.validate_on_submit() or not form.person_id.data:
         return _page(enterprise_id, 422, designate_form=form)
     session = get_session()
@@ -72,9 +73,7 @@ def designate(enterprise_id: int):
 @self_gated
 def remove(enterprise_id: int, person_id: int):
     session = get_session()
-    membership = ops.current_membership(session, enterprise_id, person_id)
-    removing_co_admin = membership is not None and membership.role is Role.CO_ADMIN
-    check(ACCESS_MANAGEMENT, "manage_co_admins" if removing_co_admin else "manage_users", enterprise_id)
+    check(ACCESS_MANAGEMENT, ops.membership_action(session, enterprise_id, person_id, None), enterprise_id)
     if not ButtonForm().validate_on_submit():
         return _page(enterprise_id, 400)
     try:
@@ -113,7 +112,8 @@ def hand_over(enterprise_id: int):
     session = get_session()
     try:
         appointment = ops.hand_over_local_admin(session, ops.get_enterprise(session, enterprise_id),
-                                                _person(form.person_id.data), by=request_context())
+                                                _person(form.person_id.data), by=request_context(),
+                                                initial_password_days=current_app.config["INITIAL_PASSWORD_DAYS"])
     except DomainError as error:
         apply_domain_error(form, error)
         return _page(enterprise_id, error.status, handover_form=form)

@@ -10,6 +10,7 @@ from access.queries import memberships_of
 from portal.context import catalogue, current_subject
 from portal.database import get_session
 from portal.gate import public
+from portal.urls import safe_local_target
 
 bp = Blueprint("home", __name__)
 
@@ -39,5 +40,4 @@ def set_language(code: str):
     if code not in current_app.config["LANGUAGES"]:
         abort(404)
     session["lang"] = code
-    target = request.form.get("next") or "/"
-    return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("home.index"))
+    return redirect(safe_local_target(request.form.get("next")) or url_for("home.index"))

@@ -15,12 +15,11 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
-from access.validators import format_kbo
+from access.validators import fold_for_search, format_kbo
 from db import Base
 
 
@@ -68,6 +67,7 @@ class Enterprise(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     kbo_number: Mapped[str] = mapped_column(String(10), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    name_folded: Mapped[str] = mapped_column(String(200))  # kept in step with name, for search
     street: Mapped[str] = mapped_column(String(200))
     postal_code: Mapped[str] = mapped_column(String(10))
     city: Mapped[str] = mapped_column(String(100))
@@ -80,8 +80,13 @@ class Enterprise(Base):
         CheckConstraint("length(kbo_number) = 10", name="kbo_ten_digits"),
         # An employer has both an RSZ number and a joint committee; others have neither.
         CheckConstraint("(rsz_number IS NULL) = (joint_committee IS NULL)", name="employer_fields_together"),
-        Index("ix_enterprises_name_lower", text("lower(name)")),
+        Index("ix_enterprises_name_folded", "name_folded"),
     )
+
+    @validates("name")
+    def _fold_name(self, key: str, value: str) -> str:  # noqa: ARG002
+        self.name_folded = fold_for_search(value)
+        return value
 
     @property
     def is_employer(self) -> bool:

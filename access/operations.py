@@ -484,6 +484,8 @@ def revoke_right(session: Session, enterprise: Enterprise, person: Person, appli
 def create_portal_officer(session: Session, *, insz: str, first_name: str, last_name: str, email: str | None,
                           password: str | None, by: RequestContext) -> tuple[Account, IssuedCredential | None]:
     """An institution staff member. With a password he logs in with it; without, he gets an initial one."""
+    if password:  # refuse a weak password before anything is written
+        check_password_policy(password, [first_name, last_name, insz])
     person = record_person(session, insz=insz, first_name=first_name, last_name=last_name, email=email, by=by)
     account = person.account
     credential = None
@@ -597,6 +599,11 @@ def choose_credentials(session: Session, account: Account, username: str, passwo
     """First login: the person replaces the issued user-id and initial password by his own."""
     if not account.must_choose_credentials:
         raise ValidationError("You already chose your user name and password.", "username")
+    expires = account.initial_password_expires_at
+    if expires is not None and as_utc(expires) < utcnow():
+        # The login came just in time; the choice must too.
+        raise ValidationError("Your initial password has expired; ask your administrator for a new one.",
+                              "password")
     username = (username or "").strip()
     if not USERNAME_PATTERN.match(username):
         raise ValidationError(

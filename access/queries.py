@@ -7,6 +7,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from access.clock import today
+from access.validators import fold_for_search
 from access.models import DIRECT_AUTHORITY_KINDS, Enterprise, Link, Membership, Person, Right, Role
 
 
@@ -64,7 +65,7 @@ def search_enterprises(session: Session, query: str | None, limit: int = 100) ->
     query = (query or "").strip()
     if query:
         digits = "".join(ch for ch in query if ch.isdigit())
-        conditions = [Enterprise.name.ilike(f"%{query}%")]
+        conditions = [Enterprise.name_folded.contains(fold_for_search(query), autoescape=True)]
         if digits:
             conditions.append(Enterprise.kbo_number.contains(digits))
         stmt = stmt.where(or_(*conditions))

@@ -6,6 +6,7 @@ not in stdnum, so its check digits are computed here from the published rule.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from stdnum import exceptions as stdnum_exceptions
 from stdnum.be import ssn, vat
@@ -111,3 +112,10 @@ def make_insz(birth_yymmdd: str, serial: int, born_2000_or_later: bool = False) 
     base = int(birth_yymmdd + f"{serial:03d}")
     number = base + 2_000_000_000 if born_2000_or_later else base
     return f"{base:09d}{97 - number % 97:02d}"
+
+
+def fold_for_search(text: str) -> str:
+    """Case- and accent-insensitive form of a name: "Établissements" and
+    "etablissements" meet, whatever the database's own lower() does."""
+    decomposed = unicodedata.normalize("NFKD", text or "")
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from access.clock import utcnow
 from access.errors import Conflict, NotFound, ValidationError
+from access.validators import fold_for_search
 from access.models import Enterprise, Link, Membership, Person, Right, Role
 from access.operations import ENTERPRISE_FIELDS, clean_enterprise_fields, enterprise_snapshot
 from audit.operations import RequestContext, record
@@ -26,7 +27,7 @@ def search_employers(session: Session, query: str) -> list[Enterprise]:
     if len(query) > 100:
         raise ValidationError("The search text may have at most 100 characters.", "q")
     digits = _DIGITS.sub("", query)
-    conditions = [func.lower(Enterprise.name).contains(query.lower(), autoescape=True)]
+    conditions = [Enterprise.name_folded.contains(fold_for_search(query), autoescape=True)]
     if len(digits) >= 4 and len(digits) >= len(query.replace(" ", "")) - 3:
         conditions += [Enterprise.kbo_number.startswith(digits.zfill(10) if len(digits) == 9 else digits),
                        Enterprise.rsz_number.startswith(digits)]

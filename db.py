@@ -5,10 +5,11 @@ their sessions from these functions.
 """
 from __future__ import annotations
 
+import enum
 import os
 from typing import Any
 
-from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy import Enum, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, sessionmaker, Session
 
@@ -21,6 +22,13 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def string_enum(cls: type[enum.Enum], name: str, length: int = 32) -> Enum:
+    """An enum stored as its values in a plain string column with a CHECK
+    constraint: adding a value is a migration of the constraint, not of a type."""
+    return Enum(cls, name=name, native_enum=False, create_constraint=True, length=length,
+                values_callable=lambda members: [m.value for m in members])
 
 
 class Base(DeclarativeBase):

@@ -9,7 +9,6 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -20,14 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from access.validators import fold_for_search, format_kbo
-from db import Base
-
-
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    # Stored as plain strings with a CHECK constraint, so adding a value is a
-    # migration of the constraint, not of a native type.
-    return Enum(cls, name=name, native_enum=False, create_constraint=True, length=32,
-                values_callable=lambda members: [m.value for m in members])
+from db import Base, string_enum
 
 
 class LinkKind(enum.Enum):
@@ -126,7 +118,7 @@ class Link(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprises.id"))
     person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
-    kind: Mapped[LinkKind] = mapped_column(_enum(LinkKind, "link_kind"))
+    kind: Mapped[LinkKind] = mapped_column(string_enum(LinkKind, "link_kind"))
     start_date: Mapped[date] = mapped_column(Date)
     end_date: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -196,7 +188,7 @@ class Membership(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprises.id"))
     person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
-    role: Mapped[Role] = mapped_column(_enum(Role, "membership_role"))
+    role: Mapped[Role] = mapped_column(string_enum(Role, "membership_role"))
     appointed_by_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

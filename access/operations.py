@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from access.catalogue import Catalogue, Tier
 from access.clock import as_utc, today, utcnow
-from access.errors import Conflict, NotFound, ValidationError
+from access.errors import Conflict, DomainError, NotFound, ValidationError
 from access.models import (
     DIRECT_AUTHORITY_KINDS,
     Account,
@@ -258,6 +258,17 @@ def _send_credential(session: Session, person: Person, enterprise: Enterprise, r
             "your own user name and password.")
 
 
+def _flush_or_refuse(session: Session, row: object, refusal: DomainError) -> None:
+    """Insert `row`; if a unique index refuses it (a concurrent request got
+    there first), undo only that insert and raise `refusal`."""
+    session.add(row)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise refusal from None
+
+
 # --- roles -------------------------------------------------------------------------
 
 
@@ -282,14 +293,9 @@ def _start_membership(session: Session, enterprise: Enterprise, person: Person, 
                       by: RequestContext) -> Membership:
     membership = Membership(enterprise_id=enterprise.id, person_id=person.id, role=role,
                             appointed_by_id=by.actor_person_id, started_at=utcnow())
-    session.add(membership)
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError:
-        # The partial unique indexes caught a concurrent appointment.
-        raise Conflict("Someone else changed this enterprise's roles at the same time; reload and try again.",
-                       "person_id") from None
+    # The partial unique indexes catch a concurrent appointment.
+    _flush_or_refuse(session, membership, Conflict(
+        "Someone else changed this enterprise's roles at the same time; reload and try again.", "person_id"))
     return membership
 
 
@@ -450,13 +456,8 @@ def grant_right(session: Session, enterprise: Enterprise, person: Person, applic
                        person=person.full_name, application=app.name('en'))
     right = Right(enterprise_id=enterprise.id, person_id=person.id, application=app.code,
                   granted_by_id=by.actor_person_id, granted_at=utcnow())
-    session.add(right)
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError:
-        raise Conflict("%(person)s already has the right on %(application)s.", "application",
-                       person=person.full_name, application=app.name('en')) from None
+    _flush_or_refuse(session, right, Conflict("%(person)s already has the right on %(application)s.", "application",
+                                              person=person.full_name, application=app.name('en')))
     record(session, by, action="right.grant", outcome="success", enterprise_id=enterprise.id,
            application=app.code, details={"person_id": person.id, "person": person.full_name,
                                           "before": {"right": False}, "after": {"right": True}})

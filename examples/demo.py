@@ -25,14 +25,16 @@ class DemoLogin:
     description: str
 
 
-def _set_own_credentials(session: Session, person: Person, username: str) -> None:
-    """Demo accounts skip the first-login step so every role can be tried at once."""
+def set_own_credentials(session: Session, person: Person, username: str, password: str = DEMO_PASSWORD) -> Account:
+    """Skip the first-login step (demo accounts, test data): give the person's
+    account his own user name and password."""
     account = person.account
     account.username, account.username_lower = username, username.lower()
-    account.password_hash = hash_password(DEMO_PASSWORD)
+    account.password_hash = hash_password(password)
     account.initial_password_hash = None
     account.initial_password_expires_at = None
     session.flush()
+    return account
 
 
 def _person(session, enterprise, insz, first, last, kind, start, end=None):
@@ -49,7 +51,7 @@ def load_demo(session: Session) -> list[DemoLogin]:
     day = today()
     ops.create_portal_officer(session, insz=OFFICER_INSZ, first_name="Olivia", last_name="Officier",
                               email="olivia@example.invalid", password=None, by=CLI_CONTEXT)
-    _set_own_credentials(session, session.scalar(select(Person).where(Person.insz == OFFICER_INSZ)), "officer")
+    set_own_credentials(session, session.scalar(select(Person).where(Person.insz == OFFICER_INSZ)), "officer")
 
     bakery = ops.register_enterprise(
         session, kbo=make_kbo(4_123_456), rsz_number=make_rsz(1_234_567), name="Bakkerij De Gouden Korst",
@@ -64,12 +66,12 @@ def load_demo(session: Session) -> list[DemoLogin]:
                   day + timedelta(days=30))
 
     ops.appoint_local_admin(session, bakery, an, by=CLI_CONTEXT)
-    _set_own_credentials(session, an, "an.peeters")
+    set_own_credentials(session, an, "an.peeters")
     as_an = CLI_CONTEXT.as_actor(an.id, "an.peeters")
     for person, role, username in ((bart, Role.USER, "bart"), (chris, Role.CO_ADMIN, "chris"),
                                    (eva, Role.USER, "eva")):
         ops.designate(session, bakery, person, role, by=as_an)
-        _set_own_credentials(session, person, username)
+        set_own_credentials(session, person, username)
     for application in ("dmfa", "werkgeversrepertorium_beveiligd", "wijzigingsvoorstellen"):
         ops.grant_right(session, bakery, bart, application, catalogue=catalogue, by=as_an)
     ops.grant_right(session, bakery, eva, "personeelsbestand", catalogue=catalogue, by=as_an)
@@ -80,7 +82,7 @@ def load_demo(session: Session) -> list[DemoLogin]:
     frank = _person(session, consultancy, make_insz("780808", 11), "Frank", "Vermeulen", LinkKind.ZAAKVOERDER,
                     date(2012, 6, 1))
     ops.appoint_local_admin(session, consultancy, frank, by=CLI_CONTEXT)
-    _set_own_credentials(session, frank, "frank")
+    set_own_credentials(session, frank, "frank")
 
     garage = ops.register_enterprise(
         session, kbo=make_kbo(6_543_210), rsz_number=make_rsz(2_345_678), name="Garage Lambrecht",

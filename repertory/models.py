@@ -3,11 +3,11 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Enum, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from access.models import Enterprise, Person
-from db import Base
+from db import Base, string_enum
 
 
 class ProposalStatus(enum.Enum):
@@ -27,9 +27,7 @@ class ChangeProposal(Base):
     proposed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     changes: Mapped[dict] = mapped_column(JSON)  # field -> {"before": ..., "after": ...}
     motivation: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[ProposalStatus] = mapped_column(
-        Enum(ProposalStatus, name="proposal_status", native_enum=False, create_constraint=True, length=16,
-             values_callable=lambda members: [m.value for m in members]))
+    status: Mapped[ProposalStatus] = mapped_column(string_enum(ProposalStatus, "proposal_status", length=16))
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     decision_note: Mapped[str | None] = mapped_column(Text)

@@ -245,17 +245,7 @@ def make_user_with_rights(session: Session, enterprise: Enterprise, applications
     return member
 
 
-def set_own_credentials(session: Session, person: Person, username: str, password: str) -> Account:
-    """Skip the first-login step: give the person's account his own user name and password."""
-    from access.passwords import hash_password
-
-    account = person.account
-    account.username, account.username_lower = username, username.lower()
-    account.password_hash = hash_password(password)
-    account.initial_password_hash = None
-    account.initial_password_expires_at = None
-    session.flush()
-    return account
+from examples.demo import set_own_credentials  # noqa: E402  one helper for demo and tests
 
 
 # --- looking at the database --------------------------------------------------------

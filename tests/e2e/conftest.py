@@ -223,7 +223,7 @@ def scenario(e2e_sessions) -> Scenario:
         as_admin = CLI_CONTEXT.as_actor(admin.id, credential.user_id)
         ops.designate(session, enterprise, user, Role.USER, by=as_admin)
         username = f"lotte.e2e{n}"
-        account = user.account  # as examples/demo.py's _set_own_credentials: the user already chose his own
+        account = user.account  # as examples.demo.set_own_credentials does: the user already chose his own
         account.username, account.username_lower = username, username.lower()
         account.password_hash = hash_password(USER_PASSWORD)
         account.initial_password_hash = None

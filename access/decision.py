@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import String, and_, cast, literal, null, or_, select, union_all
+from sqlalchemy import Date, String, and_, bindparam, cast, literal, literal_column, null, or_, select, union_all
 from sqlalchemy.orm import Session, aliased
 
 from access.catalogue import ACCESS_MANAGEMENT, PORTAL_ADMINISTRATION, Catalogue, Tier
@@ -112,9 +112,14 @@ def _belgian_day(stored: str) -> str:
     return moment.astimezone(BRUSSELS).date().isoformat()
 
 
-def _facts_query(person_id: int, enterprise_id: int, application: str, day: date):
+def _build_facts_query():
     """Everything a decision needs, in one round trip: the enterprise, the
-    person's direct-authority link on `day`, his current role and his current right."""
+    person's direct-authority link on the day, his current role and his current right.
+
+    Built once with bound parameters: building and cache-keying a four-part
+    UNION costs far more than running it (bench/decisions.py measured ~2 ms vs ~0.2 ms)."""
+    person_id, enterprise_id = bindparam("person_id"), bindparam("enterprise_id")
+    application, day = bindparam("application", type_=String), bindparam("day", type_=Date)
     grantor = aliased(Person)
     as_text = lambda col: cast(col, String)  # noqa: E731  UNION needs one type per column
     enterprise = select(
@@ -126,7 +131,9 @@ def _facts_query(person_id: int, enterprise_id: int, application: str, day: date
     ).where(
         Link.person_id == person_id,
         Link.enterprise_id == enterprise_id,
-        Link.kind.in_(DIRECT_AUTHORITY_KINDS),
+        # Inlined (our own enum constants, never input): an expanding IN parameter
+        # would be re-rendered on every execution.
+        Link.kind.in_([literal_column(f"'{kind.value}'") for kind in sorted(DIRECT_AUTHORITY_KINDS, key=str)]),
         Link.start_date <= day,
         or_(Link.end_date.is_(None), Link.end_date >= day),
     )
@@ -149,6 +156,9 @@ def _facts_query(person_id: int, enterprise_id: int, application: str, day: date
         )
     )
     return union_all(enterprise, link, membership, right)
+
+
+_FACTS_QUERY = _build_facts_query()
 
 
 def decide(
@@ -190,7 +200,8 @@ def decide(
 
     day = day or today()
     facts: dict[str, tuple[str | None, str | None]] = {}
-    for fact, a, b, c in session.execute(_facts_query(subject.person_id, enterprise_id, application, day)):
+    params = {"person_id": subject.person_id, "enterprise_id": enterprise_id, "application": application, "day": day}
+    for fact, a, b, c in session.execute(_FACTS_QUERY, params):
         facts.setdefault(fact, (a, b, c))
 
     if "enterprise" not in facts:

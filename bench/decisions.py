@@ -756,6 +756,8 @@ class ScenarioResult:
     cases: list[Case]
     measurements: list[Measurement]
     notes: list[str] = field(default_factory=list)
+    # Requests whose answer was wrong (reason, baseline disagreement): a run with any is a failed run.
+    failures: int = 0
 
 
 def measure_contenders(bench: Bench, cases: list[Case], warmup: list[Case],
@@ -820,7 +822,10 @@ def scenario_rights(bench: Bench) -> ScenarioResult:
     for name in ("SELECT", "SELECT+build"):
         found = sum(1 for c, got in zip(cases, by_name[name].outcomes) if got == has_right(bench.ds, c))
         notes.append(f"{name} finds a current right row exactly where the data set has one: {found:,}/{len(cases):,}")
-    return ScenarioResult("rights and roles", cases, measurements, notes)
+    failures = len(wrong) + (len(cases) - agree) + sum(
+        1 for name in ("SELECT", "SELECT+build")
+        for c, got in zip(cases, by_name[name].outcomes) if got != has_right(bench.ds, c))
+    return ScenarioResult("rights and roles", cases, measurements, notes, failures)
 
 
 # name -> function(bench) -> ScenarioResult. A mandates scenario goes here.
@@ -965,7 +970,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     out = lambda line="": print(line, flush=True)  # noqa: E731
-    set_clock(FrozenClock(NOW))   # decide() gets day=DAY anyway; nothing else reads the clock
+    previous_clock = set_clock(FrozenClock(NOW))  # decide() gets day=DAY anyway; nothing else reads it
     catalogue = load_catalogue()
     grantable = catalogue.grantable()
     password_apps = [a.code for a in grantable if a.tier is Tier.PASSWORD]
@@ -976,6 +981,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rng = random.Random(args.seed)
 
     db = open_database(args.database_url)
+    failures = 0
     try:
         out(f"decision point benchmark: {db.dialect} {db.engine.url.render_as_string(hide_password=True)}")
         out(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, seed {args.seed}, day {DAY}, "
@@ -1001,12 +1007,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.explain:
             out("")
             explain(bench, out)
+        failures = 0
         for name in args.scenario or list(SCENARIOS):
-            print_result(SCENARIOS[name](bench), out)
+            result = SCENARIOS[name](bench)
+            print_result(result, out)
+            failures += result.failures
         if args.profile:
             profile_decisions(bench, args.profile, out)
     finally:
         close_database(db, args.keep, out)
+        set_clock(previous_clock)
+    if failures:
+        out(f"FAILED: {failures:,} requests got a wrong answer")
+        return 1
     return 0
 
 

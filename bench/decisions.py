@@ -1017,6 +1017,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         close_database(db, args.keep, out)
         set_clock(previous_clock)
+        gc.unfreeze()
     if failures:
         out(f"FAILED: {failures:,} requests got a wrong answer")
         return 1

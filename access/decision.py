@@ -7,16 +7,18 @@ request time, so an ended link or a revoked right stops access at once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Date, String, and_, bindparam, cast, literal, literal_column, null, or_, select, union_all
 from sqlalchemy.orm import Session, aliased
 
 from access.catalogue import ACCESS_MANAGEMENT, PORTAL_ADMINISTRATION, Catalogue, Tier
-from access.clock import BRUSSELS, today
+from access.clock import today
 from access.models import DIRECT_AUTHORITY_KINDS, Enterprise, Link, Membership, Person, Right, Role
+from access.steps import Step, belgian_day
 from access.validators import format_kbo
+from mandates.paths import mandate_path
 
 # Actions on access management that only the local administrator himself may do.
 LOCAL_ADMIN_ONLY_ACTIONS = frozenset({"manage_co_admins", "hand_over"})
@@ -40,18 +42,6 @@ ANONYMOUS = Subject(person_id=None)
 
 
 @dataclass(frozen=True)
-class Step:
-    """One step of a decision's path, or its reason: a code, parameters, and English text."""
-
-    code: str
-    text: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        return self.text
-
-
-@dataclass(frozen=True)
 class Decision:
     allowed: bool
     reason: Step
@@ -60,6 +50,8 @@ class Decision:
     action: str
     enterprise_id: int | None
     subject: Subject
+    # The provider whose staff member is allowed under mandate; None on the enterprise's own paths.
+    provider_enterprise_id: int | None = None
 
     def __bool__(self) -> bool:
         return self.allowed
@@ -98,18 +90,6 @@ def _deny(subject, application, action, enterprise_id, code, text, /, path=(), *
 
 def _allow(subject, application, action, enterprise_id, path, text="allowed") -> Decision:
     return Decision(True, Step("allowed", text), tuple(path), application, action, enterprise_id, subject)
-
-
-def _belgian_day(stored: str) -> str:
-    """The Belgian calendar date of a timestamp read back as text (UTC; SQLite
-    gives it naive, PostgreSQL as '...+00')."""
-    text_ = stored.replace(" ", "T", 1)
-    if len(text_) > 19 and text_[-3] in "+-":
-        text_ += ":00"
-    moment = datetime.fromisoformat(text_)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(BRUSSELS).date().isoformat()
 
 
 def _build_facts_query():
@@ -211,6 +191,32 @@ def decide(
         return _deny(*args, "employers-only", f"{app.name('en')} is for employers only and {kbo} is not an employer",
                      kbo=kbo, application=application)
 
+    decision = _own_path(facts, args, app, action, kbo, day)
+    if not decision.allowed and decision.reason.code in MANDATE_FALLBACK and application != ACCESS_MANAGEMENT:
+        # Not (fully) the enterprise's own person: perhaps its provider's staff, under mandate.
+        # A provider's staff never manage the enterprise's own access (ACCESS_MANAGEMENT).
+        via = mandate_path(session, subject.person_id, enterprise_id, application, day,
+                           kbo=kbo, application_name=app.name("en"))
+        if via is not None and (via.allowed or decision.reason.code == "no-direct-authority"):
+            decision = Decision(via.allowed, via.reason, via.path, application, action, enterprise_id, subject,
+                                via.provider_enterprise_id)
+    if not decision.allowed:
+        return decision
+    for requirement in TIER_REQUIREMENTS[app.tier]:
+        missing = requirement.check(session, subject, enterprise_id, context or {})
+        if missing is not None:
+            return Decision(False, missing, decision.path, application, action, enterprise_id, subject,
+                            decision.provider_enterprise_id)
+    return decision
+
+
+# Own-path refusals after which a provider's mandate may still allow the subject.
+MANDATE_FALLBACK = frozenset({"no-direct-authority", "not-designated", "no-right"})
+
+
+def _own_path(facts: dict, args: tuple, app, action: str, kbo: str, day: date) -> Decision:
+    """The enterprise's own people: a direct-authority link, then a role, then (for a user) a right."""
+    application = app.code
     if "link" not in facts:
         return _deny(*args, "no-direct-authority",
                      f"not under the direct authority of {kbo} on {day.isoformat()}", kbo=kbo, day=day.isoformat())
@@ -221,7 +227,7 @@ def decide(
     role = facts.get("membership", (None,))[0]
     if role is None:
         return _deny(*args, "not-designated", f"not designated as administrator or user of {kbo}", kbo=kbo)
-    role_since = _belgian_day(facts["membership"][1])
+    role_since = belgian_day(facts["membership"][1])
 
     if application == ACCESS_MANAGEMENT:
         if role == Role.LOCAL_ADMIN.value:
@@ -242,16 +248,11 @@ def decide(
                      {"kbo": kbo, "since": role_since}), link_step]
     elif "right" in facts:
         _, granted_at, grantor_name = facts["right"]
-        granted_on = _belgian_day(granted_at)
+        granted_on = belgian_day(granted_at)
         path = [Step("right", f"right on {app.name('en')} granted by {grantor_name} on {granted_on}",
                      {"application": application, "by": grantor_name, "on": granted_on}), link_step]
     else:
         return _deny(*args, "no-right", f"no right on {app.name('en')} for {kbo}", kbo=kbo, application=application)
-
-    for requirement in TIER_REQUIREMENTS[app.tier]:
-        missing = requirement.check(session, subject, enterprise_id, context or {})
-        if missing is not None:
-            return Decision(False, missing, tuple(path), application, action, enterprise_id, subject)
     return _allow(*args, path)
 
 
@@ -278,4 +279,5 @@ def log_decision(session: Session, ctx, decision: Decision) -> None:
         reason=decision.reason.text,
         path=decision.path_text,
         survive_rollback=True,
+        provider_enterprise_id=decision.provider_enterprise_id,
     )

@@ -19,6 +19,8 @@ class AuditRecord(Base):
     actor_label: Mapped[str | None] = mapped_column(String(120))
     # For whom: the enterprise whose data or access management was touched.
     enterprise_id: Mapped[int | None] = mapped_column(ForeignKey("enterprises.id"))
+    # Through whom: the service provider whose staff member acted for that enterprise under mandate.
+    provider_enterprise_id: Mapped[int | None] = mapped_column(ForeignKey("enterprises.id"))
     application: Mapped[str | None] = mapped_column(String(40))
     action: Mapped[str] = mapped_column(String(60))
     outcome: Mapped[str] = mapped_column(String(20))  # allowed, denied, success, failure, error
@@ -33,4 +35,5 @@ class AuditRecord(Base):
         Index("ix_audit_records_occurred_at", "occurred_at"),
         Index("ix_audit_records_enterprise_occurred", "enterprise_id", "occurred_at"),
         Index("ix_audit_records_actor_occurred", "actor_person_id", "occurred_at"),
+        Index("ix_audit_records_provider_occurred", "provider_enterprise_id", "occurred_at"),
     )

@@ -26,6 +26,8 @@ class RequestContext:
     ip: str | None = None
     user_agent: str | None = None
     request_id: str | None = None
+    # Set while a provider's staff member acts for a client employer under mandate.
+    provider_enterprise_id: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_actor(self, person_id: int | None, label: str | None) -> "RequestContext":
@@ -47,12 +49,14 @@ def record(
     path: Iterable[str] | None = None,
     details: dict[str, Any] | None = None,
     survive_rollback: bool = False,
+    provider_enterprise_id: int | None = None,
 ) -> AuditRecord:
     entry = AuditRecord(
         occurred_at=utcnow(),
         actor_person_id=ctx.actor_person_id,
         actor_label=_clip(ctx.actor_label, 120),
         enterprise_id=enterprise_id,
+        provider_enterprise_id=provider_enterprise_id or ctx.provider_enterprise_id,
         application=_clip(application, 40),  # may come from a URL: the audit write must never fail
         action=action,
         outcome=outcome,

@@ -1,0 +1,163 @@
+"""The mandate path of the decision point: a provider's staff member acting for a client employer.
+
+Allowed only along a complete path, every step read at request time:
+  1. an active provider relationship on the day (an affiliation with an erkend sociaal
+     secretariaat, or an accepted provider form), between effective_from and end_date;
+  2. the application within that mandate's scope;
+  3. the staff member assigned by the provider to that client and application;
+  4. his current designation by the provider, resting on a direct-authority link with it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import Date, Integer, String, and_, bindparam, literal_column, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from access.models import DIRECT_AUTHORITY_KINDS, Enterprise, Link, Membership, Person
+from access.steps import Step, belgian_day
+from access.validators import format_kbo
+from mandates.models import Mandate, MandateApplication, MandateKind, MandateStatus, Provider, StaffAssignment
+
+
+@dataclass(frozen=True)
+class MandatePathResult:
+    allowed: bool
+    reason: Step
+    path: tuple[Step, ...]
+    provider_enterprise_id: int | None
+
+
+def _direct_authority_link_on(person_id, enterprise_id, day):
+    return and_(
+        Link.person_id == person_id,
+        Link.enterprise_id == enterprise_id,
+        # Inlined constants, as in the decision point's own query.
+        Link.kind.in_([literal_column(f"'{kind.value}'") for kind in sorted(DIRECT_AUTHORITY_KINDS, key=str)]),
+        Link.start_date <= day,
+        or_(Link.end_date.is_(None), Link.end_date >= day),
+    )
+
+
+def _build_candidates_query():
+    """One row per active mandate of the employer held by a provider that currently designates
+    the person, with what the later steps found (NULL where a step fails). Built once: see
+    bench/decisions.py for what building a statement per call costs."""
+    person_id, employer_id = bindparam("person_id", type_=Integer), bindparam("employer_id", type_=Integer)
+    application, day = bindparam("application", type_=String), bindparam("day", type_=Date)
+    provider_enterprise = aliased(Enterprise)
+    assigner = aliased(Person)
+    return (
+        select(
+            Mandate.kind, Mandate.effective_from,
+            provider_enterprise.id, provider_enterprise.kbo_number, provider_enterprise.name,
+            MandateApplication.application_group,
+            StaffAssignment.assigned_at, assigner.first_name + " " + assigner.last_name,
+            Link.kind, Link.start_date,
+        )
+        .select_from(Mandate)
+        .join(Provider, Provider.id == Mandate.provider_id)
+        .join(provider_enterprise, provider_enterprise.id == Provider.enterprise_id)
+        .join(Membership, and_(Membership.enterprise_id == provider_enterprise.id,
+                               Membership.person_id == person_id, Membership.ended_at.is_(None)))
+        .outerjoin(MandateApplication, and_(MandateApplication.mandate_id == Mandate.id,
+                                            MandateApplication.application == application))
+        .outerjoin(StaffAssignment, and_(StaffAssignment.mandate_id == Mandate.id,
+                                         StaffAssignment.person_id == person_id,
+                                         StaffAssignment.application == application,
+                                         StaffAssignment.revoked_at.is_(None)))
+        .outerjoin(assigner, assigner.id == StaffAssignment.assigned_by_id)
+        .outerjoin(Link, _direct_authority_link_on(person_id, provider_enterprise.id, day))
+        .where(
+            Mandate.employer_id == employer_id,
+            Mandate.status == MandateStatus.ACCEPTED,
+            Mandate.effective_from <= day,
+            or_(Mandate.end_date.is_(None), Mandate.end_date >= day),
+        )
+    )
+
+
+def _build_lapsed_query():
+    """Only on refusal: the person's providers that have or had any mandate of this employer."""
+    person_id, employer_id = bindparam("person_id", type_=Integer), bindparam("employer_id", type_=Integer)
+    provider_enterprise = aliased(Enterprise)
+    return (
+        select(provider_enterprise.id, provider_enterprise.kbo_number, provider_enterprise.name)
+        .select_from(Mandate)
+        .join(Provider, Provider.id == Mandate.provider_id)
+        .join(provider_enterprise, provider_enterprise.id == Provider.enterprise_id)
+        .join(Membership, and_(Membership.enterprise_id == provider_enterprise.id,
+                               Membership.person_id == person_id, Membership.ended_at.is_(None)))
+        .where(Mandate.employer_id == employer_id)
+        .order_by(Mandate.id.desc())
+        .limit(1)
+    )
+
+
+_CANDIDATES = _build_candidates_query()
+_LAPSED = _build_lapsed_query()
+
+
+def mandate_path(session: Session, person_id: int, employer_id: int, application: str, day: date, *,
+                 kbo: str, application_name: str) -> MandatePathResult | None:
+    """The mandate path for `person_id` acting for `employer_id`, or None when no provider the
+    person works for has ever had a mandate of this employer (the caller's own reason then stands)."""
+    params = {"person_id": person_id, "employer_id": employer_id, "application": application, "day": day}
+    rows = session.execute(_CANDIDATES, params).all()
+    if not rows:
+        lapsed = session.execute(_LAPSED, {"person_id": person_id, "employer_id": employer_id}).first()
+        if lapsed is None:
+            return None
+        provider_id, provider_kbo, provider_name = lapsed
+        provider = f"{provider_name} ({format_kbo(provider_kbo)})"
+        return _refuse("no-mandate", f"{provider} has no mandate of {kbo} in force on {day.isoformat()}",
+                       provider_id, provider=provider, kbo=kbo, day=day.isoformat())
+
+    # The row that got furthest along the path decides the reason of a refusal.
+    def progress(row) -> int:
+        scope, assigned, link_kind = row[5], row[6], row[8]
+        return 3 if scope and assigned and link_kind else 2 if scope and assigned else 1 if scope else 0
+
+    best = max(rows, key=progress)
+    (kind, effective_from, provider_id, provider_kbo, provider_name, group, assigned_at, assigner,
+     link_kind, link_start) = best
+    provider = f"{provider_name} ({format_kbo(provider_kbo)})"
+    stage = progress(best)
+    if stage == 0:
+        return _refuse("outside-mandate", f"{application_name} is not within the mandate {kbo} gave {provider}",
+                       provider_id, provider=provider, kbo=kbo, application=application)
+    if stage == 1:
+        return _refuse("not-assigned", f"not assigned by {provider} to work for {kbo} on {application_name}",
+                       provider_id, provider=provider, kbo=kbo, application=application)
+    if stage == 2:
+        return _refuse("no-provider-authority",
+                       f"not under the direct authority of {provider} on {day.isoformat()}",
+                       provider_id, provider=provider, day=day.isoformat())
+
+    since = effective_from.isoformat() if isinstance(effective_from, date) else str(effective_from)[:10]
+    provider_kbo_display = format_kbo(provider_kbo)
+    link_since = link_start.isoformat() if isinstance(link_start, date) else str(link_start)[:10]
+    link_kind_value = getattr(link_kind, "value", link_kind)
+    relationship = (
+        Step("mandate-affiliation", f"{provider} is the erkend sociaal secretariaat of {kbo} since {since}",
+             {"provider": provider, "kbo": kbo, "since": since})
+        if MandateKind(getattr(kind, "value", kind)) is MandateKind.AFFILIATION else
+        Step("mandate-form", f"{provider} is the service provider of {kbo} by form since {since}",
+             {"provider": provider, "kbo": kbo, "since": since})
+    )
+    assigned_on = belgian_day(assigned_at)
+    path = (
+        relationship,
+        Step("mandate-scope", f"{application_name} within the mandate (group {group})",
+             {"application": application, "group": group}),
+        Step("staff-assignment", f"assigned to {kbo} for {application_name} by {assigner} on {assigned_on}",
+             {"kbo": kbo, "application": application, "by": assigner, "on": assigned_on}),
+        Step("link", f"{link_kind_value} of {provider_kbo_display} since {link_since}",
+             {"kind": link_kind_value, "kbo": provider_kbo_display, "since": link_since}),
+    )
+    return MandatePathResult(True, Step("allowed", "allowed"), path, provider_id)
+
+
+def _refuse(code: str, text: str, provider_enterprise_id: int, **params) -> MandatePathResult:
+    return MandatePathResult(False, Step(code, text, params), (), provider_enterprise_id)

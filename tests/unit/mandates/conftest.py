@@ -1,0 +1,1 @@
+from tests.factories import factories  # noqa: F401

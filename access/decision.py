@@ -21,7 +21,9 @@ from access.validators import format_kbo
 from mandates.paths import mandate_path
 
 # Actions on access management that only the local administrator himself may do.
-LOCAL_ADMIN_ONLY_ACTIONS = frozenset({"manage_co_admins", "hand_over"})
+# Filing or ending a provider form and accepting one for a provider are the local administrator's
+# own acts too (issue: "its local administrator does"; "the provider's local administrator accepts").
+LOCAL_ADMIN_ONLY_ACTIONS = frozenset({"manage_co_admins", "hand_over", "manage_providers", "decide_mandates"})
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ def request_context() -> RequestContext:
         ip=request.remote_addr,
         user_agent=request.headers.get("User-Agent"),
         request_id=request_id(),
+        # A staff member allowed under mandate: every record of this request names his provider too.
+        provider_enterprise_id=getattr(g.get("decision"), "provider_enterprise_id", None),
     )
 
 

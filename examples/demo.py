@@ -1,4 +1,8 @@
-"""The demo data set: every role of the access core, built through the real operations."""
+"""The demo data set: every role of the access core and of the mandates, built through the real operations.
+
+The three ways of seed 001: Garage Lambrecht uses only its own access (a local administrator);
+Brasserie Het Anker entrusts everything to its erkend sociaal secretariaat (no local administrator);
+Bakkerij De Gouden Korst does both, and has an accountant as its one other provider."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,6 +18,9 @@ from access.models import Account, LinkKind, Person, Role
 from access.passwords import hash_password
 from access.validators import make_insz, make_kbo, make_rsz
 from audit.operations import CLI_CONTEXT
+from mandates import operations as mops
+from mandates.groups import load_groups
+from mandates.models import ProviderKind
 
 DEMO_PASSWORD = "Zonnebloem-Kade-47"
 OFFICER_INSZ = make_insz("750412", 101)
@@ -93,7 +100,68 @@ def load_demo(session: Session) -> list[DemoLogin]:
     _person(session, garage, make_insz("990909", 52), "Hilde", "Jacobs", LinkKind.WERKNEMER, date(2022, 4, 1))
     appointment = ops.appoint_local_admin(session, garage, gert, by=CLI_CONTEXT)
     session.info["demo_initial_credential"] = appointment.credential
+
+    _load_providers(session, bakery, consultancy, frank, catalogue)
     return _logins(session)
+
+
+def _load_providers(session: Session, bakery, consultancy, frank, catalogue) -> None:
+    """A secretariat with a local administrator and two staff members, an accountant (the
+    consultancy), and employers using each of the three ways."""
+    groups = load_groups()
+    day = today()
+    secretariat_enterprise = ops.register_enterprise(
+        session, kbo=make_kbo(4_444_001), rsz_number=make_rsz(3_456_789), name="Sociaal Secretariaat Zuiderpoort",
+        street="Zuidstationstraat 30", postal_code="9000", city="Gent", legal_form="vzw", joint_committee="218",
+        by=CLI_CONTEXT)
+    secretariat = mops.register_provider(session, secretariat_enterprise, ProviderKind.ERKEND_SOCIAAL_SECRETARIAAT,
+                                         "300/12", by=CLI_CONTEXT)
+    sofie = _person(session, secretariat_enterprise, make_insz("830707", 14), "Sofie", "Dewulf", LinkKind.WERKNEMER,
+                    date(2014, 9, 1))
+    tom = _person(session, secretariat_enterprise, make_insz("910312", 25), "Tom", "Verhaegen", LinkKind.WERKNEMER,
+                  date(2019, 3, 1))
+    lien = _person(session, secretariat_enterprise, make_insz("960125", 36), "Lien", "Martens", LinkKind.WERKNEMER,
+                   date(2023, 10, 1))
+    ops.appoint_local_admin(session, secretariat_enterprise, sofie, by=CLI_CONTEXT)
+    set_own_credentials(session, sofie, "sofie")
+    as_sofie = CLI_CONTEXT.as_actor(sofie.id, "sofie")
+    for person, username in ((tom, "tom"), (lien, "lien")):
+        ops.designate(session, secretariat_enterprise, person, Role.USER, by=as_sofie)
+        set_own_credentials(session, person, username)
+
+    accountant = mops.register_provider(session, consultancy, ProviderKind.ACCOUNTANT, by=CLI_CONTEXT)
+
+    brasserie = ops.register_enterprise(
+        session, kbo=make_kbo(4_555_002), rsz_number=make_rsz(4_567_890), name="Brasserie Het Anker",
+        street="Vismarkt 7", postal_code="8000", city="Brugge", legal_form="BV", joint_committee="302",
+        by=CLI_CONTEXT)
+    _person(session, brasserie, make_insz("760229", 47), "Jan", "Anckaert", LinkKind.ZAAKVOERDER, date(2016, 4, 1))
+
+    bakery_affiliation = mops.record_affiliation(session, bakery, secretariat, date(2024, 1, 1), groups=groups,
+                                                 affiliation_number="ZP-2024-0113", by=CLI_CONTEXT).affiliation
+    brasserie_affiliation = mops.record_affiliation(session, brasserie, secretariat, date(2025, 7, 1), groups=groups,
+                                                    affiliation_number="ZP-2025-0702", by=CLI_CONTEXT).affiliation
+
+    # The bakery's local administrator files the form for its accountant; the accountant accepts.
+    an = session.scalar(select(Person).where(Person.insz == make_insz("800101", 1)))
+    as_an = CLI_CONTEXT.as_actor(an.id, "an.peeters")
+    form = mops.file_provider_form(
+        session, bakery, accountant, mops.quarter_start(day), ["personeelsbestand", "onderneming_federaal"],
+        contract_declared=True, contract_date=day - timedelta(days=40), contract_reference="VM-2026-017",
+        groups=groups, by=as_an)
+    as_frank = CLI_CONTEXT.as_actor(frank.id, "frank")
+    mops.decide_provider_form(session, form, consultancy, True, by=as_frank)
+
+    for mandate, person, applications in (
+        (bakery_affiliation, tom, ("dmfa", "asr", "werkgeversrepertorium_beveiligd")),
+        (brasserie_affiliation, tom, ("dmfa", "asr", "personeelsbestand")),
+        (brasserie_affiliation, lien, ("dmfa", "werkgeversrepertorium_beveiligd", "wijzigingsvoorstellen")),
+    ):
+        for application in applications:
+            mops.assign_staff(session, secretariat_enterprise, mandate, person, application, catalogue=catalogue,
+                              by=as_sofie)
+    for application in ("personeelsbestand", "kbo_prive_gegevens"):
+        mops.assign_staff(session, consultancy, form, frank, application, catalogue=catalogue, by=as_frank)
 
 
 def _logins(session: Session) -> list[DemoLogin]:
@@ -103,7 +171,11 @@ def _logins(session: Session) -> list[DemoLogin]:
         DemoLogin("chris", "co-administrator of the bakery"),
         DemoLogin("bart", "user of the bakery: DmfA, secured repertory, change proposals"),
         DemoLogin("eva", "user of the bakery whose employment ends in 30 days"),
-        DemoLogin("frank", "zaakvoerder and local administrator of Consultancy Vermeulen (no staff)"),
+        DemoLogin("frank", "zaakvoerder and local administrator of Consultancy Vermeulen (no staff), the bakery's "
+                           "accountant: acts for it on the personnel file and its private KBO data"),
+        DemoLogin("sofie", "local administrator of Sociaal Secretariaat Zuiderpoort: accepts forms, assigns staff"),
+        DemoLogin("tom", "secretariat staff: acts for the bakery and Brasserie Het Anker (DmfA, ASR, ...)"),
+        DemoLogin("lien", "secretariat staff: acts for Brasserie Het Anker only"),
     ]
     credential = session.info.get("demo_initial_credential")
     gert = session.scalar(select(Account).join(Person).where(Person.last_name == "Lambrecht"))

@@ -1,0 +1,45 @@
+"""The demo data set loads through the real operations, twice without harm, and shows what it promises."""
+from __future__ import annotations
+
+
+from sqlalchemy import func, select
+
+from access.catalogue import load_catalogue
+from access.decision import decide
+from access.models import Enterprise, Person
+from audit.models import AuditRecord
+from examples.demo import load_demo
+from mandates.queries import clients_of_staff
+from tests.factories import subject_of
+
+
+def _person(session, first_name):
+    return session.scalar(select(Person).where(Person.first_name == first_name))
+
+
+def _enterprise(session, name):
+    return session.scalar(select(Enterprise).where(Enterprise.name == name))
+
+
+def test_demo_loads_once_and_each_way_of_seed_001_works(db_session, clock):  # noqa: ARG001 (frozen clock)
+    logins = load_demo(db_session)
+    assert {"officer", "an.peeters", "sofie", "tom", "lien", "frank"} <= {login.username for login in logins}
+    records = db_session.scalar(select(func.count()).select_from(AuditRecord))
+    assert load_demo(db_session)  # a second load changes nothing
+    assert db_session.scalar(select(func.count()).select_from(AuditRecord)) == records
+
+    catalogue = load_catalogue()
+    bakery, brasserie = _enterprise(db_session, "Bakkerij De Gouden Korst"), _enterprise(db_session, "Brasserie Het Anker")
+    tom, lien, frank = _person(db_session, "Tom"), _person(db_session, "Lien"), _person(db_session, "Frank")
+    assert {c.employer.name for c in clients_of_staff(db_session, tom.id)} == {bakery.name, brasserie.name}
+    assert {c.employer.name for c in clients_of_staff(db_session, lien.id)} == {brasserie.name}
+
+    def allowed(person, enterprise, application):
+        return decide(db_session, subject_of(person), enterprise.id, application, "open", catalogue=catalogue)
+
+    assert allowed(tom, bakery, "dmfa").allowed
+    assert allowed(lien, brasserie, "wijzigingsvoorstellen").allowed
+    refused = allowed(lien, bakery, "dmfa")
+    assert not refused.allowed and refused.reason.code == "not-assigned"
+    assert allowed(frank, bakery, "personeelsbestand").allowed
+    assert allowed(frank, bakery, "dmfa").reason.code == "outside-mandate"

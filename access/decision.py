@@ -18,7 +18,7 @@ from access.clock import today
 from access.models import DIRECT_AUTHORITY_KINDS, Enterprise, Link, Membership, Person, Right, Role
 from access.steps import Step, belgian_day
 from access.validators import format_kbo
-from mandates.paths import mandate_path
+from mandates.paths import mandate_path, works_for_a_provider_of
 
 # Actions on access management that only the local administrator himself may do.
 # Filing or ending a provider form and accepting one for a provider are the local administrator's
@@ -137,7 +137,11 @@ def _build_facts_query():
             Right.revoked_at.is_(None),
         )
     )
-    return union_all(enterprise, link, membership, right)
+    # Whether the mandate path is worth asking (see mandates.paths.works_for_a_provider_of).
+    provider_staff = select(
+        literal("provider_staff"), as_text(null()), as_text(null()), as_text(null()),
+    ).where(works_for_a_provider_of(person_id, enterprise_id))
+    return union_all(enterprise, link, membership, right, provider_staff)
 
 
 _FACTS_QUERY = _build_facts_query()
@@ -194,7 +198,8 @@ def decide(
                      kbo=kbo, application=application)
 
     decision = _own_path(facts, args, app, action, kbo, day)
-    if not decision.allowed and decision.reason.code in MANDATE_FALLBACK and application != ACCESS_MANAGEMENT:
+    if (not decision.allowed and decision.reason.code in MANDATE_FALLBACK and application != ACCESS_MANAGEMENT
+            and "provider_staff" in facts):
         # Not (fully) the enterprise's own person: perhaps its provider's staff, under mandate.
         # A provider's staff never manage the enterprise's own access (ACCESS_MANAGEMENT).
         via = mandate_path(session, subject.person_id, enterprise_id, application, day,

@@ -95,6 +95,20 @@ def _build_lapsed_query():
     )
 
 
+def works_for_a_provider_of(person_id, employer_id):
+    """EXISTS: the person is currently designated by a provider that has (or had) a mandate of the
+    employer. The decision point's own query carries it, so that the enterprise's own people, and
+    strangers, never pay for the mandate queries."""
+    return (
+        select(Mandate.id)
+        .join(Provider, Provider.id == Mandate.provider_id)
+        .join(Membership, and_(Membership.enterprise_id == Provider.enterprise_id,
+                               Membership.person_id == person_id, Membership.ended_at.is_(None)))
+        .where(Mandate.employer_id == employer_id)
+        .exists()
+    )
+
+
 _CANDIDATES = _build_candidates_query()
 _LAPSED = _build_lapsed_query()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Date, String, and_, bindparam, cast, literal, literal_column, null, or_, select, union_all
 from sqlalchemy.orm import Session, aliased
@@ -18,6 +18,7 @@ from access.clock import today
 from access.models import DIRECT_AUTHORITY_KINDS, Enterprise, Link, Membership, Person, Right, Role
 from access.steps import Step, belgian_day
 from access.validators import format_kbo
+from certificates.proof import ProofOfPossession
 from mandates.paths import mandate_path, works_for_a_provider_of
 
 # Actions on access management that only the local administrator himself may do.
@@ -63,26 +64,17 @@ class Decision:
         return [step.text for step in self.path]
 
 
-class Requirement:
-    """A condition an application's tier adds on top of the path (role or right).
+class Requirement(Protocol):
+    """A condition an application's tier adds on top of the path (role, right or mandate): answers
+    (True, a step to append to the path) or (False, the reason of the refusal)."""
 
-    The certificate tier adds one; a later issue replaces `CertificateRequired`
-    by a check of proof of possession, without touching the rest.
-    """
-
-    def check(self, session: Session, subject: Subject, enterprise_id: int, context: dict[str, Any]) -> Step | None:
-        raise NotImplementedError
-
-
-class CertificateRequired(Requirement):
-    def check(self, session, subject, enterprise_id, context):  # noqa: ARG002
-        return Step("certificate-required", "requires a registered qualified certificate")
+    def check(self, session: Session, decision: "Decision", context: dict[str, Any]) -> tuple[bool, Step]: ...
 
 
 TIER_REQUIREMENTS: dict[Tier, tuple[Requirement, ...]] = {
     Tier.FREE: (),
     Tier.PASSWORD: (),
-    Tier.CERTIFICATE: (CertificateRequired(),),
+    Tier.CERTIFICATE: (ProofOfPossession(),),
 }
 
 
@@ -210,10 +202,12 @@ def decide(
     if not decision.allowed:
         return decision
     for requirement in TIER_REQUIREMENTS[app.tier]:
-        missing = requirement.check(session, subject, enterprise_id, context or {})
-        if missing is not None:
-            return Decision(False, missing, decision.path, application, action, enterprise_id, subject,
+        ok, step = requirement.check(session, decision, context or {})
+        if not ok:
+            return Decision(False, step, decision.path, application, action, enterprise_id, subject,
                             decision.provider_enterprise_id)
+        decision = Decision(True, decision.reason, (*decision.path, step), application, action, enterprise_id,
+                            subject, decision.provider_enterprise_id)
     return decision
 
 

@@ -393,7 +393,7 @@ def test_certificate_tier_refused_with_its_reason_even_for_the_local_admin(ask, 
     decision = ask(admin.subject, employer, application)
     assert not decision.allowed
     assert decision.reason.code == "certificate-required"
-    assert decision.reason.text == "requires a registered qualified certificate"
+    assert decision.reason.text.startswith("requires proof of possession of the private key of a registered qualified certificate")
     # The path that would have allowed it is kept, to show what is missing.
     assert [s.code for s in decision.path] == ["local-admin", "link"]
 
@@ -402,7 +402,7 @@ def test_certificate_tier_refused_for_a_user_with_the_right(ask, db_session, adm
     user = make_user_with_rights(db_session, employer, ["directe_wijziging"], by=admin.ctx, catalogue=catalogue)
     decision = ask(user.subject, employer, "directe_wijziging")
     assert not decision.allowed
-    assert decision.reason.text == "requires a registered qualified certificate"
+    assert decision.reason.text.startswith("requires proof of possession of the private key of a registered qualified certificate")
 
 
 def test_certificate_tier_without_a_role_is_refused_for_that_reason_first(ask, factories, employer):

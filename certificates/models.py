@@ -109,3 +109,75 @@ class ExpiryNotice(Base):
     __table_args__ = (
         Index("uq_certificate_expiry_notices", "certificate_id", "days_before", unique=True),
     )
+
+
+class ApiClient(Base):
+    """A machine client of an enterprise (or provider), bound to one of its certificates: it
+    authenticates with private_key_jwt assertions signed by that certificate's key (no secrets)."""
+
+    __tablename__ = "api_clients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(40), unique=True)
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprises.id"))
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    scopes: Mapped[list] = mapped_column(JSON)  # application codes the client may ask tokens for
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    enterprise: Mapped[Enterprise] = relationship()
+    certificate: Mapped[Certificate] = relationship()
+
+    __table_args__ = (Index("ix_api_clients_enterprise", "enterprise_id"),)
+
+
+class UsedAssertion(Base):
+    """A client assertion's `jti`, kept so that it is never accepted twice (RFC 7523 §3)."""
+
+    __tablename__ = "used_client_assertions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("api_clients.id"))
+    jti: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("uq_used_client_assertions_jti", "client_id", "jti", unique=True),)
+
+
+class AccessToken(Base):
+    """A short-lived bearer token; only its SHA-256 is stored. It carries the certificate that proved
+    possession at issue, which the decision point's certificate tier reads."""
+
+    __tablename__ = "access_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("api_clients.id"))
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"))
+    scopes: Mapped[list] = mapped_column(JSON)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    client: Mapped[ApiClient] = relationship()
+    certificate: Mapped[Certificate] = relationship()
+
+
+class FileMessage(Base):
+    """A structured message received on the file channel, signed and verified, and applied whole.
+    Refused messages are not stored (nothing of them is applied); their refusal is audited."""
+
+    __tablename__ = "file_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(40), unique=True)  # returned in the receipt
+    message_type: Mapped[str] = mapped_column(String(40))
+    content_sha256: Mapped[str] = mapped_column(String(64), unique=True)  # a replayed file is refused
+    sender_enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprises.id"))
+    signer_certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"))
+    sender_person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    items: Mapped[int] = mapped_column(Integer)
+    receipt: Mapped[dict] = mapped_column(JSON)

@@ -19,7 +19,7 @@ from access.models import DIRECT_AUTHORITY_KINDS, Enterprise, Link, Membership, 
 from access.steps import Step, belgian_day
 from access.validators import format_kbo
 from certificates.proof import ProofOfPossession
-from mandates.paths import mandate_path, works_for_a_provider_of
+from mandates.paths import machine_mandate_path, mandate_path, works_for_a_provider_of
 
 # Actions on access management that only the local administrator himself may do.
 # Filing or ending a provider form and accepting one for a provider are the local administrator's
@@ -35,10 +35,18 @@ class Subject:
     label: str = "anonymous"
     is_portal_officer: bool = False
     disabled: bool = False
+    # A machine client (OAuth 2 client credentials): it acts as its enterprise, within its token's
+    # scopes, and for an employer only under that employer's mandate of its enterprise.
+    client_enterprise_id: int | None = None
+    scopes: frozenset[str] = frozenset()
 
     @property
     def anonymous(self) -> bool:
-        return self.person_id is None
+        return self.person_id is None and self.client_enterprise_id is None
+
+    @property
+    def is_machine(self) -> bool:
+        return self.client_enterprise_id is not None
 
 
 ANONYMOUS = Subject(person_id=None)
@@ -177,6 +185,8 @@ def decide(
         return _deny(*args, "no-enterprise", "choose the enterprise you act for")
 
     day = day or today()
+    if subject.is_machine:
+        return _machine(session, subject, enterprise_id, app, action, day, context)
     facts: dict[str, tuple[str | None, str | None]] = {}
     params = {"person_id": subject.person_id, "enterprise_id": enterprise_id, "application": application, "day": day}
     for fact, a, b, c in session.execute(_FACTS_QUERY, params):
@@ -201,14 +211,45 @@ def decide(
                                 via.provider_enterprise_id)
     if not decision.allowed:
         return decision
-    for requirement in TIER_REQUIREMENTS[app.tier]:
+    return _apply_requirements(session, decision, app.tier, context)
+
+
+def _apply_requirements(session: Session, decision: Decision, tier: Tier, context: dict[str, Any] | None) -> Decision:
+    for requirement in TIER_REQUIREMENTS[tier]:
         ok, step = requirement.check(session, decision, context or {})
         if not ok:
-            return Decision(False, step, decision.path, application, action, enterprise_id, subject,
-                            decision.provider_enterprise_id)
-        decision = Decision(True, decision.reason, (*decision.path, step), application, action, enterprise_id,
-                            subject, decision.provider_enterprise_id)
+            return Decision(False, step, decision.path, decision.application, decision.action,
+                            decision.enterprise_id, decision.subject, decision.provider_enterprise_id)
+        decision = Decision(True, decision.reason, (*decision.path, step), decision.application, decision.action,
+                            decision.enterprise_id, decision.subject, decision.provider_enterprise_id)
     return decision
+
+
+def _machine(session: Session, subject: Subject, enterprise_id: int, app, action: str, day: date,
+             context: dict[str, Any] | None) -> Decision:
+    """A machine client: its token's scope, then its own enterprise or a mandate of the employer."""
+    args = (subject, app.code, action, enterprise_id)
+    if app.code == ACCESS_MANAGEMENT:
+        return _deny(*args, "machine-no-access-management", "API clients do not manage access")
+    if app.code not in subject.scopes:
+        return _deny(*args, "outside-token-scope", f"the token's scope does not include {app.name('en')}",
+                     application=app.code)
+    enterprise = session.get(Enterprise, enterprise_id)
+    if enterprise is None:
+        return _deny(*args, "unknown-enterprise", "unknown enterprise")
+    if app.employer_only and not enterprise.is_employer:
+        return _deny(*args, "employers-only", f"{app.name('en')} is for employers only and {enterprise.kbo_display} "
+                     "is not an employer", kbo=enterprise.kbo_display, application=app.code)
+    scope_step = Step("token-scope", f"API client {subject.label}, scope {app.name('en')}",
+                      {"client": subject.label, "application": app.code})
+    if subject.client_enterprise_id == enterprise_id:
+        own = Step("client-of-enterprise", f"API client of {enterprise.kbo_display}", {"kbo": enterprise.kbo_display})
+        return _apply_requirements(session, _allow(*args, [own, scope_step]), app.tier, context)
+    via = machine_mandate_path(session, subject.client_enterprise_id, enterprise_id, app.code, day,
+                               kbo=enterprise.kbo_display, application_name=app.name("en"))
+    decision = Decision(via.allowed, via.reason, (*via.path, scope_step) if via.allowed else via.path, app.code,
+                        action, enterprise_id, subject, via.provider_enterprise_id)
+    return _apply_requirements(session, decision, app.tier, context) if decision.allowed else decision
 
 
 # Own-path refusals after which a provider's mandate may still allow the subject.

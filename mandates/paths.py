@@ -175,3 +175,58 @@ def mandate_path(session: Session, person_id: int, employer_id: int, application
 
 def _refuse(code: str, text: str, provider_enterprise_id: int, **params) -> MandatePathResult:
     return MandatePathResult(False, Step(code, text, params), (), provider_enterprise_id)
+
+
+def _build_machine_query():
+    """The active mandates of the employer held by the client's enterprise, with the scope row of
+    the application (NULL when outside the scope)."""
+    provider_enterprise_id, employer_id = (bindparam("provider_enterprise_id", type_=Integer),
+                                           bindparam("employer_id", type_=Integer))
+    application, day = bindparam("application", type_=String), bindparam("day", type_=Date)
+    provider_enterprise = aliased(Enterprise)
+    return (
+        select(Mandate.kind, Mandate.effective_from, provider_enterprise.kbo_number, provider_enterprise.name,
+               MandateApplication.application_group)
+        .select_from(Mandate)
+        .join(Provider, Provider.id == Mandate.provider_id)
+        .join(provider_enterprise, provider_enterprise.id == Provider.enterprise_id)
+        .outerjoin(MandateApplication, and_(MandateApplication.mandate_id == Mandate.id,
+                                            MandateApplication.application == application))
+        .where(
+            Provider.enterprise_id == provider_enterprise_id,
+            Mandate.employer_id == employer_id,
+            Mandate.status == MandateStatus.ACCEPTED,
+            Mandate.effective_from <= day,
+            or_(Mandate.end_date.is_(None), Mandate.end_date >= day),
+        )
+    )
+
+
+_MACHINE = _build_machine_query()
+
+
+def machine_mandate_path(session: Session, provider_enterprise_id: int, employer_id: int, application: str,
+                         day: date, *, kbo: str, application_name: str) -> MandatePathResult:
+    """A provider's own system (an API client of the provider) acting for a client employer: the
+    relationship and the scope; there is no staff member to assign."""
+    rows = session.execute(_MACHINE, {"provider_enterprise_id": provider_enterprise_id, "employer_id": employer_id,
+                                      "application": application, "day": day}).all()
+    if not rows:
+        return _refuse("no-mandate", f"the API client's enterprise has no mandate of {kbo} in force on "
+                                     f"{day.isoformat()}", provider_enterprise_id, provider="", kbo=kbo,
+                       day=day.isoformat())
+    in_scope = [row for row in rows if row[4] is not None]
+    kind, effective_from, provider_kbo, provider_name, group = (in_scope or rows)[0]
+    provider = f"{provider_name} ({format_kbo(provider_kbo)})"
+    if not in_scope:
+        return _refuse("outside-mandate", f"{application_name} is not within the mandate {kbo} gave {provider}",
+                       provider_enterprise_id, provider=provider, kbo=kbo, application=application)
+    since = effective_from.isoformat() if isinstance(effective_from, date) else str(effective_from)[:10]
+    code = "mandate-affiliation" if MandateKind(getattr(kind, "value", kind)) is MandateKind.AFFILIATION \
+        else "mandate-form"
+    text = (f"{provider} is the erkend sociaal secretariaat of {kbo} since {since}" if code == "mandate-affiliation"
+            else f"{provider} is the service provider of {kbo} by form since {since}")
+    path = (Step(code, text, {"provider": provider, "kbo": kbo, "since": since}),
+            Step("mandate-scope", f"{application_name} within the mandate (group {group})",
+                 {"application": application, "group": group}))
+    return MandatePathResult(True, Step("allowed", "allowed"), path, provider_enterprise_id)

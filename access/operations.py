@@ -260,10 +260,11 @@ def _send_credential(session: Session, person: Person, enterprise: Enterprise, r
 
 def _flush_or_refuse(session: Session, row: object, refusal: DomainError) -> None:
     """Insert `row`; if a unique index refuses it (a concurrent request got
-    there first), undo only that insert and raise `refusal`."""
-    session.add(row)
+    there first), undo only that insert and raise `refusal`. The row is added inside the
+    savepoint: begin_nested() flushes pending rows before its SAVEPOINT."""
     try:
         with session.begin_nested():
+            session.add(row)
             session.flush()
     except IntegrityError:
         raise refusal from None

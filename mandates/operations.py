@@ -267,10 +267,14 @@ def record_affiliation(session: Session, employer: Enterprise, secretariat: Prov
         if other.end_date is None and other.start_date < start_date and leaving is None:
             leaving = other  # the switch: this one ends the day before
             continue
-        raise Conflict("%(kbo)s is already affiliated with %(provider)s from %(start)s%(until)s; affiliations with "
+        if other.end_date is not None:  # two templates, so that both translate whole
+            raise Conflict("%(kbo)s is already affiliated with %(provider)s from %(start)s until %(end)s; "
+                           "affiliations with an erkend sociaal secretariaat cannot overlap.", "start_date",
+                           kbo=employer.kbo_display, provider=_provider_label(other.provider),
+                           start=other.start_date.isoformat(), end=other.end_date.isoformat())
+        raise Conflict("%(kbo)s is already affiliated with %(provider)s from %(start)s; affiliations with "
                        "an erkend sociaal secretariaat cannot overlap.", "start_date", kbo=employer.kbo_display,
-                       provider=_provider_label(other.provider), start=other.start_date.isoformat(),
-                       until=f" until {other.end_date.isoformat()}" if other.end_date else "")
+                       provider=_provider_label(other.provider), start=other.start_date.isoformat())
     if leaving is not None and leaving.provider_id == secretariat.id:
         raise Conflict("%(kbo)s is already affiliated with %(provider)s.", "secretariat_kbo",
                        kbo=employer.kbo_display, provider=_provider_label(secretariat))
@@ -379,9 +383,12 @@ def file_provider_form(session: Session, employer: Enterprise, provider: Provide
         kind=MandateKind.FORM, employer_id=employer.id, provider_id=provider.id, status=MandateStatus.PENDING,
         start_date=start_date, contract_declared=True, contract_date=contract_date, contract_reference=reference,
         filed_by_id=by.actor_person_id, filed_at=utcnow(), scope=_scope_rows(groups, codes))
-    session.add(mandate)
     try:
+        # Added inside the savepoint: begin_nested() flushes what is pending *before* its SAVEPOINT,
+        # so a row added earlier would be inserted outside it and its failure would end the whole
+        # transaction (PendingRollbackError on the query below) instead of only this insert.
         with session.begin_nested():
+            session.add(mandate)
             session.flush()
     except IntegrityError:
         # A concurrent request took the place first (uq_mandates_one_extra_provider): name it.

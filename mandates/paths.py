@@ -212,9 +212,10 @@ def machine_mandate_path(session: Session, provider_enterprise_id: int, employer
     rows = session.execute(_MACHINE, {"provider_enterprise_id": provider_enterprise_id, "employer_id": employer_id,
                                       "application": application, "day": day}).all()
     if not rows:
-        return _refuse("no-mandate", f"the API client's enterprise has no mandate of {kbo} in force on "
-                                     f"{day.isoformat()}", provider_enterprise_id, provider="", kbo=kbo,
-                       day=day.isoformat())
+        own = session.get(Enterprise, provider_enterprise_id)
+        provider = f"{own.name} ({own.kbo_display})" if own is not None else "?"
+        return _refuse("no-mandate", f"{provider} has no mandate of {kbo} in force on {day.isoformat()}",
+                       provider_enterprise_id, provider=provider, kbo=kbo, day=day.isoformat())
     in_scope = [row for row in rows if row[4] is not None]
     kind, effective_from, provider_kbo, provider_name, group = (in_scope or rows)[0]
     provider = f"{provider_name} ({format_kbo(provider_kbo)})"

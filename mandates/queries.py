@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from access.clock import today, utcnow
 from access.models import DIRECT_AUTHORITY_KINDS, Enterprise, Link, Membership, Person
 from audit.models import AuditRecord
-from mandates.models import Mandate, MandateStatus, Provider, StaffAssignment
+from mandates.models import Mandate, MandateApplication, MandateStatus, Provider, StaffAssignment
 
 
 def _with_parties(stmt):
@@ -48,6 +48,19 @@ def current_assignments(session: Session, mandate_id: int) -> list[StaffAssignme
                                 .order_by(StaffAssignment.person_id, StaffAssignment.application)))
 
 
+def current_assignments_by_mandate(session: Session, mandate_ids: list[int]) -> dict[int, list[StaffAssignment]]:
+    """The current assignments of many mandates in one query (a provider's client list)."""
+    result: dict[int, list[StaffAssignment]] = {}
+    if not mandate_ids:
+        return result
+    for assignment in session.scalars(
+            select(StaffAssignment).options(joinedload(StaffAssignment.person))
+            .where(StaffAssignment.mandate_id.in_(mandate_ids), StaffAssignment.revoked_at.is_(None))
+            .order_by(StaffAssignment.mandate_id, StaffAssignment.person_id, StaffAssignment.application)):
+        result.setdefault(assignment.mandate_id, []).append(assignment)
+    return result
+
+
 @dataclass(frozen=True)
 class Client:
     """An employer a staff member may act for, through which provider, on which applications."""
@@ -64,10 +77,12 @@ def clients_of_staff(session: Session, person_id: int | None, day: date | None =
     if person_id is None:
         return []
     day = day or today()
-    provider_enterprise = select(Provider.enterprise_id).where(Provider.id == Mandate.provider_id).scalar_subquery()
     rows = session.execute(
         select(Mandate, StaffAssignment.application)
         .join(StaffAssignment, StaffAssignment.mandate_id == Mandate.id)
+        # Only applications within the mandate's scope, as the decision point's path requires.
+        .join(MandateApplication, (MandateApplication.mandate_id == Mandate.id)
+              & (MandateApplication.application == StaffAssignment.application))
         .join(Provider, Provider.id == Mandate.provider_id)
         .join(Membership, (Membership.enterprise_id == Provider.enterprise_id) & (Membership.person_id == person_id)
               & Membership.ended_at.is_(None))
@@ -76,7 +91,9 @@ def clients_of_staff(session: Session, person_id: int | None, day: date | None =
             Mandate.status == MandateStatus.ACCEPTED, Mandate.effective_from <= day,
             or_(Mandate.end_date.is_(None), Mandate.end_date >= day),
             select(Link.id).where(
-                Link.person_id == person_id, Link.enterprise_id == provider_enterprise,
+                # Correlated with the outer query's providers row (a scalar subquery here would not be:
+                # nested in the EXISTS it would read the first provider of any mandate).
+                Link.person_id == person_id, Link.enterprise_id == Provider.enterprise_id,
                 Link.kind.in_(DIRECT_AUTHORITY_KINDS), Link.start_date <= day,
                 or_(Link.end_date.is_(None), Link.end_date >= day)).exists(),
         )
@@ -112,6 +129,9 @@ def recent_provider_activity(session: Session, employer_id: int, days: int = 90)
         select(AuditRecord.provider_enterprise_id, AuditRecord.actor_person_id,
                func.max(AuditRecord.actor_label), func.count(), func.max(AuditRecord.occurred_at))
         .where(AuditRecord.enterprise_id == employer_id, AuditRecord.provider_enterprise_id.is_not(None),
+               # The records of managing the mandate itself (filed, accepted, staff assigned, ended) name
+               # the provider as the party concerned; they are not its staff acting for the employer.
+               AuditRecord.action.not_like("mandate.%"),
                AuditRecord.occurred_at >= since)
         .group_by(AuditRecord.provider_enterprise_id, AuditRecord.actor_person_id)
         .order_by(func.max(AuditRecord.occurred_at).desc())

@@ -9,13 +9,17 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from access import operations as ops
-from access.errors import DomainError
+from access.errors import DomainError, NotFound
 from audit.operations import CLI_CONTEXT
+from mandates import operations as mops
+from mandates.models import ProviderKind
 
 db_cli = AppGroup("db", help="Database schema (Alembic migrations).")
 officer_cli = AppGroup("officer", help="Portal officers.")
 enterprise_cli = AppGroup("enterprise", help="Enterprises.")
 demo_cli = AppGroup("demo", help="The demo data set.")
+provider_cli = AppGroup("provider", help="Service providers (erkende sociale secretariaten, accountants, ...).")
+affiliation_cli = AppGroup("affiliation", help="Employers' affiliations with an erkend sociaal secretariaat.")
 
 
 @contextlib.contextmanager
@@ -34,7 +38,8 @@ def transaction():
         session.rollback()
         raise
     finally:
-        session.close()
+        if not session.info.get("shared"):  # a test's session outlives the command
+            session.close()
 
 
 def _engine():
@@ -88,6 +93,81 @@ def register_enterprise(kbo, name, street, postal_code, city, legal_form, rsz_nu
         click.echo(f"Registered {enterprise.kbo_display} {enterprise.name} (id {enterprise.id}).")
 
 
+_DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+
+@provider_cli.command("register")
+@click.argument("kbo")
+@click.option("--kind", required=True, type=click.Choice([kind.value for kind in ProviderKind]))
+@click.option("--recognition-number", default=None, help="Required for an erkend sociaal secretariaat.")
+def register_provider(kbo, kind, recognition_number) -> None:
+    """Register the enterprise KBO (already registered) as a service provider."""
+    with transaction() as session:
+        enterprise = ops.find_enterprise_by_kbo(session, kbo)
+        provider = mops.register_provider(session, enterprise, kind, recognition_number, by=CLI_CONTEXT)
+        click.echo(f"Registered {enterprise.kbo_display} {enterprise.name} as {provider.kind.value}"
+                   + (f" (recognition number {provider.recognition_number})" if provider.recognition_number else "")
+                   + f" (provider id {provider.id}).")
+
+
+@affiliation_cli.command("record")
+@click.argument("employer_kbo")
+@click.argument("secretariat_kbo")
+@click.argument("start_date", type=_DATE, metavar="START_DATE")
+@click.option("--affiliation-number", default=None)
+@click.option("--minimum-term-months", type=click.IntRange(0, 120), default=mops.DEFAULT_MINIMUM_TERM_MONTHS,
+              show_default=True)
+@click.option("--notice-months", type=click.IntRange(0, 120), default=mops.DEFAULT_NOTICE_MONTHS, show_default=True)
+@click.option("--notice-date", type=_DATE, default=None, metavar="YYYY-MM-DD",
+              help="When the employer gave notice to its current secretariat.")
+@click.option("--acknowledge-warnings", is_flag=True, help="Record a switch that breaks the current terms anyway.")
+def record_affiliation(employer_kbo, secretariat_kbo, start_date, affiliation_number, minimum_term_months,
+                       notice_months, notice_date, acknowledge_warnings) -> None:
+    """Record that EMPLOYER_KBO is affiliated with SECRETARIAT_KBO from START_DATE (first day of a quarter).
+    A current affiliation with another secretariat ends the day before."""
+    from mandates.groups import load_groups
+
+    with transaction() as session:
+        employer = ops.find_enterprise_by_kbo(session, employer_kbo, "employer_kbo")
+        secretariat = mops.find_provider_by_kbo(session, secretariat_kbo, "secretariat_kbo")
+        try:
+            result = mops.record_affiliation(
+                session, employer, secretariat, start_date.date(), groups=load_groups(), by=CLI_CONTEXT,
+                affiliation_number=affiliation_number, minimum_term_months=minimum_term_months,
+                notice_months=notice_months, notice_date=notice_date.date() if notice_date else None,
+                acknowledge_warnings=acknowledge_warnings)
+        except mops.SwitchNeedsConfirmation as error:
+            for warning in error.warnings:
+                click.echo(f"Warning: {warning.text}", err=True)
+            click.echo("Nothing was recorded. Run again with --acknowledge-warnings to record the switch anyway.",
+                       err=True)
+            raise
+        if result.ended is not None:
+            click.echo(f"Ended the affiliation with {result.ended.provider.enterprise.name} on "
+                       f"{result.ended.end_date.isoformat()}.")
+        for warning in result.warnings:
+            click.echo(f"Acknowledged: {warning.text}")
+        click.echo(f"{employer.kbo_display} {employer.name} is affiliated with {secretariat.enterprise.name} from "
+                   f"{result.affiliation.start_date.isoformat()} (mandate id {result.affiliation.id}).")
+
+
+@affiliation_cli.command("end")
+@click.argument("employer_kbo")
+@click.argument("end_date", type=_DATE, metavar="END_DATE")
+def end_affiliation(employer_kbo, end_date) -> None:
+    """End EMPLOYER_KBO's open affiliation (the one without an end date); END_DATE is the secretariat's
+    last day (inclusive)."""
+    with transaction() as session:
+        employer = ops.find_enterprise_by_kbo(session, employer_kbo, "employer_kbo")
+        affiliation = next((a for a in mops.affiliations_of(session, employer.id) if a.end_date is None), None)
+        if affiliation is None:
+            raise NotFound("%(kbo)s has no open affiliation with an erkend sociaal secretariaat.", "employer_kbo",
+                           kbo=employer.kbo_display)
+        mops.end_mandate(session, affiliation, end_date.date(), by=CLI_CONTEXT)
+        click.echo(f"The affiliation of {employer.kbo_display} with {affiliation.provider.enterprise.name} ends on "
+                   f"{affiliation.end_date.isoformat()}.")
+
+
 @demo_cli.command("load")
 def demo_load() -> None:
     """Load the demo data set (once) and print the demo logins."""
@@ -101,5 +181,5 @@ def demo_load() -> None:
 
 
 def init_app(app: Flask) -> None:
-    for group in (db_cli, officer_cli, enterprise_cli, demo_cli):
+    for group in (db_cli, officer_cli, enterprise_cli, provider_cli, affiliation_cli, demo_cli):
         app.cli.add_command(group)

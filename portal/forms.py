@@ -3,11 +3,14 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, HiddenField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms import (BooleanField, DateField, HiddenField, IntegerField, PasswordField, SelectField,
+                     SelectMultipleField, StringField, TextAreaField)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from access.models import LinkKind
+from mandates.models import ProviderKind
 
 LINK_KIND_LABELS = {
     LinkKind.WERKNEMER: _l("employee (werknemer)"),
@@ -18,6 +21,14 @@ LINK_KIND_LABELS = {
     LinkKind.DERDE: _l("third party"),
     LinkKind.DIENSTVERLENER: _l("service provider"),
     LinkKind.TUSSENPERSOON: _l("intermediary"),
+}
+
+
+PROVIDER_KIND_LABELS = {
+    ProviderKind.ERKEND_SOCIAAL_SECRETARIAAT: _l("erkend sociaal secretariaat"),
+    ProviderKind.ACCOUNTANT: _l("accountant"),
+    ProviderKind.SOFTWARE_BUREAU: _l("software bureau"),
+    ProviderKind.OTHER_INTERMEDIARY: _l("other intermediary"),
 }
 
 
@@ -94,6 +105,61 @@ class SearchForm(FlaskForm):
         csrf = False  # a GET search changes nothing
 
     q = StringField(_l("Name, KBO number or RSZ number"), validators=[Optional(), Length(max=100)])
+
+
+class MultiCheckboxField(SelectMultipleField):
+    """A list of checkboxes. The operation, not the form, says which values exist."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class ProviderFormForm(FlaskForm):
+    """The provider form: the employer entrusts groups of applications to a service provider."""
+
+    provider_kbo = StringField(_l("KBO number of the provider"), validators=[DataRequired(), Length(max=20)])
+    # A select of quarter starts; any other date is refused by the operation, not here.
+    start_date = SelectField(_l("From the quarter starting on"), validate_choice=False)
+    groups = MultiCheckboxField(_l("Groups of applications the provider may use for you"), validate_choice=False)
+    contract_date = DateField(_l("Date of the contract"), validators=[Optional()])
+    contract_reference = StringField(_l("Reference of the contract"), validators=[Optional(), Length(max=100)])
+    contract_declared = BooleanField(_l(
+        "We declare that a written contract with this provider exists, stating the conditions and the liability "
+        "of both parties, with the mentions of article 16 of the law of 8 December 1992 on the protection of "
+        "privacy (today article 28 of the General Data Protection Regulation)."))
+
+
+class EndMandateForm(FlaskForm):
+    end_date = DateField(_l("Last day"), validators=[Optional()])
+
+
+class RegisterProviderForm(FlaskForm):
+    kbo = StringField(_l("KBO number of the enterprise"), validators=[DataRequired(), Length(max=20)])
+    kind = SelectField(_l("Kind of provider"),
+                       choices=choices((k.value, label) for k, label in PROVIDER_KIND_LABELS.items()),
+                       validate_choice=False)
+    recognition_number = StringField(_l("Recognition number (erkend sociaal secretariaat only)"),
+                                     validators=[Optional(), Length(max=20)])
+
+
+class AffiliationForm(FlaskForm):
+    secretariat_kbo = StringField(_l("KBO number of the erkend sociaal secretariaat"),
+                                  validators=[DataRequired(), Length(max=20)])
+    start_date = DateField(_l("Start (first day of a quarter)"), validators=[DataRequired()])
+    affiliation_number = StringField(_l("Affiliation number"), validators=[Optional(), Length(max=40)])
+    minimum_term_months = IntegerField(_l("Minimum term (months)"), default=36, validators=[Optional()])
+    notice_months = IntegerField(_l("Notice (months)"), default=6, validators=[Optional()])
+    notice_date = DateField(_l("Notice given on (when leaving the current secretariat)"), validators=[Optional()])
+    acknowledge_warnings = BooleanField(_l("Record the switch anyway: the employer accepts the consequences of "
+                                           "not respecting these terms"))
+
+
+class MandateFilterForm(FlaskForm):
+    class Meta:
+        csrf = False  # a GET filter changes nothing
+
+    # Choices are set by the view (portal.messages.mandate_status_label, translated per request).
+    status = SelectField(_l("Status"), validate_choice=False)
 
 
 def apply_domain_error(form: FlaskForm, error) -> None:

@@ -32,6 +32,16 @@ _TEXTS = {
     "co-admin": _l("co-administrator of %(kbo)s since %(since)s"),
     "right": _l("right on %(application)s granted by %(by)s on %(on)s"),
     "link": _l("%(kind)s of %(kbo)s since %(since)s"),
+    # the mandate path: a provider's staff member acting for a client employer (mandates.paths)
+    "no-mandate": _l("%(provider)s has no mandate of %(kbo)s in force on %(day)s."),
+    "outside-mandate": _l("%(application)s is not within the mandate %(kbo)s gave %(provider)s."),
+    "not-assigned": _l("%(provider)s has not assigned you to work for %(kbo)s on %(application)s."),
+    "no-provider-authority": _l("You are not under the direct authority of %(provider)s on %(day)s, so you cannot "
+                                "act for its clients."),
+    "mandate-affiliation": _l("%(provider)s is the erkend sociaal secretariaat of %(kbo)s since %(since)s"),
+    "mandate-form": _l("%(provider)s is the service provider of %(kbo)s by provider form since %(since)s"),
+    "mandate-scope": _l("%(application)s within the mandate (group %(group)s)"),
+    "staff-assignment": _l("assigned to %(kbo)s for %(application)s by %(by)s on %(on)s"),
 }
 
 
@@ -47,6 +57,8 @@ def _params(step: Step) -> dict[str, str]:
             from flask_babel import get_locale
 
             params["application"] = app.name(str(get_locale() or "nl"))
+    if "group" in params:
+        params["group"] = group_name(params["group"])
     return params
 
 
@@ -78,6 +90,8 @@ def error_text(error) -> str:
     for key in ("role", "status", "label"):
         if isinstance(params.get(key), str):
             params[key] = gettext(params[key])
+    if isinstance(params.get("group"), str):
+        params["group"] = group_name(params["group"])
     if isinstance(params.get("application"), str):
         app = next((a for a in catalogue().applications() + catalogue().grantable()
                     if params["application"] in (a.code, a.names.get("en"))), None)
@@ -105,3 +119,52 @@ def link_kind_label(kind) -> str:
 
 def proposal_status_label(status) -> str:
     return str(_STATUSES[getattr(status, "value", status)])
+
+
+def group_name(code: str) -> str:
+    """The name of a group of applications (config/mandate_groups.toml) in the user's language;
+    the code itself for a group no longer in the configuration."""
+    from flask_babel import get_locale
+
+    from mandates.groups import load_groups
+
+    group = load_groups().get(code)
+    return group.name(str(get_locale() or "nl")) if group is not None else code
+
+
+def provider_kind_label(kind) -> str:
+    from mandates.models import ProviderKind
+    from portal.forms import PROVIDER_KIND_LABELS
+
+    return str(PROVIDER_KIND_LABELS[ProviderKind(getattr(kind, "value", kind))])
+
+
+def mandate_status_label(status) -> str:
+    """A mandate's status, with its own context: French agrees it with "le mandat", not with "la proposition"."""
+    from flask_babel import pgettext
+
+    labels = {
+        "pending": pgettext("mandate status", "pending"),
+        "accepted": pgettext("mandate status", "accepted"),
+        "declined": pgettext("mandate status", "declined"),
+        "withdrawn": pgettext("mandate status", "withdrawn"),
+        "revoked": pgettext("mandate status", "revoked"),
+    }
+    return labels[getattr(status, "value", status)]
+
+
+_MANDATE_KINDS = {"affiliation": _l("affiliation (erkend sociaal secretariaat)"), "form": _l("provider form")}
+
+
+def mandate_kind_label(kind) -> str:
+    return str(_MANDATE_KINDS[getattr(kind, "value", kind)])
+
+
+def switch_warning_text(warning) -> str:
+    """A mandates.operations.SwitchWarning in the user's language (its templates are in msgids.py)."""
+    from flask_babel import gettext
+
+    try:
+        return gettext(warning.template) % warning.params if warning.params else gettext(warning.template)
+    except (KeyError, ValueError, TypeError):
+        return warning.text

@@ -103,8 +103,10 @@ def upgrade() -> None:
         batch_op.create_index('uq_staff_assignments_current', ['mandate_id', 'person_id', 'application'], unique=True, postgresql_where=sa.text('revoked_at IS NULL'), sqlite_where=sa.text('revoked_at IS NULL'))
 
     if op.get_bind().dialect.name == "sqlite":
-        # SQLite adds a column with an inline REFERENCES clause (it cannot add a named constraint).
-        op.execute("ALTER TABLE audit_records ADD COLUMN provider_enterprise_id INTEGER REFERENCES enterprises (id)")
+        # SQLite adds a column with an inline REFERENCES clause (not a table constraint), named as
+        # the models name it.
+        op.execute("ALTER TABLE audit_records ADD COLUMN provider_enterprise_id INTEGER "
+                   "CONSTRAINT fk_audit_records_provider_enterprise_id_enterprises REFERENCES enterprises (id)")
     else:
         op.add_column("audit_records", sa.Column("provider_enterprise_id", sa.Integer(), nullable=True))
         op.create_foreign_key(op.f("fk_audit_records_provider_enterprise_id_enterprises"), "audit_records",

@@ -176,3 +176,6 @@ class Problem(BaseModel):
     detail: str
     instance: str | None = None
     field: str | None = None
+    # A switch of secretariat that breaks the current affiliation's terms (type .../confirmation-required):
+    # the warnings to acknowledge with acknowledge_warnings.
+    warnings: list[str] | None = None

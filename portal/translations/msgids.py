@@ -14,3 +14,11 @@ def N_(text: str) -> str:  # noqa: N802 - the conventional no-op marker
 N_("The user name or password is wrong, or the account is temporarily locked.")
 # access.operations.clean_enterprise_fields: field labels passed as %(label)s
 N_("Street")
+# mandates.operations.switch_warnings: SwitchWarning templates, translated by portal.messages.switch_warning_text
+N_("The minimum term of %(months)s months of the current affiliation (since %(since)s) runs until %(until)s.")
+N_("No date of notice was given for the current affiliation.")
+N_("Notice given on %(notice)s: a notice of %(months)s months ends on %(until)s, after the new start %(start)s.")
+# mandates.models.MandateStatus values passed as %(status)s in mandates.operations' errors (portal.messages.error_text)
+N_("declined")
+N_("withdrawn")
+N_("revoked")

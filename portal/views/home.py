@@ -7,6 +7,9 @@ from flask_login import current_user
 from access.catalogue import Tier
 from access.decision import decide
 from access.queries import memberships_of
+from access.models import Role
+from mandates.operations import provider_of_enterprise
+from mandates.queries import clients_of_staff, is_provider_staff
 from portal.context import catalogue, current_subject
 from portal.database import get_session
 from portal.gate import public
@@ -22,16 +25,22 @@ def index():
         return render_template("home/landing.html")
     session_ = get_session()
     subject = current_subject()
+    memberships = memberships_of(session_, subject.person_id)
     cards = []
-    for membership in memberships_of(session_, subject.person_id):
+    for membership in memberships:
         by_tier = {tier: [] for tier in Tier}
         for app in catalogue().applications():
             # Shown, not opened: these decisions are not logged; opening one is.
             decision = decide(session_, subject, membership.enterprise_id, app.code, "open", catalogue=catalogue())
             if decision.allowed:
                 by_tier[app.tier].append(app)
-        cards.append({"membership": membership, "by_tier": by_tier})
-    return render_template("home/dashboard.html", cards=cards, subject=subject)
+        # An administrator of a provider is shown the way to its clients.
+        is_provider = (membership.role is not Role.USER
+                       and provider_of_enterprise(session_, membership.enterprise_id) is not None)
+        cards.append({"membership": membership, "by_tier": by_tier, "is_provider": is_provider})
+    staff = is_provider_staff(session_, subject.person_id)
+    return render_template("home/dashboard.html", cards=cards, subject=subject, is_staff=staff,
+                           clients=clients_of_staff(session_, subject.person_id) if staff else [])
 
 
 @bp.route("/lang/<code>", methods=["POST"])

@@ -1,7 +1,8 @@
-"""Portal officers: register enterprises, record links, appoint local administrators, decide proposals."""
+"""Portal officers: register enterprises, record links, appoint local administrators, decide proposals;
+register service providers, record affiliations with an erkend sociaal secretariaat, oversee every mandate."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from access import operations as ops
@@ -9,11 +10,19 @@ from access.catalogue import PORTAL_ADMINISTRATION
 from access.errors import DomainError
 from access.models import Link
 from access.queries import eligible_persons, links_of, search_enterprises
+from mandates import operations as mops
+from mandates.groups import load_groups
+from mandates.models import Mandate, MandateStatus
+from mandates.queries import all_mandates, mandates_of_employer
+from mandates.queries import providers as all_providers
 from portal.context import request_context
 from portal.database import get_session
-from portal.forms import (DecisionForm, EndLinkForm, EnterpriseForm, LinkForm, PersonChoiceForm, SearchForm,
-                          apply_domain_error, choices)
+from portal.forms import (AffiliationForm, DecisionForm, EndLinkForm, EndMandateForm, EnterpriseForm, LinkForm,
+                          MandateFilterForm, PersonChoiceForm, RegisterProviderForm, SearchForm, apply_domain_error,
+                          choices)
 from portal.gate import gated
+from portal.messages import error_text, mandate_status_label, switch_warning_text
+from portal.views.mandates import form_status, is_open, scope_groups
 from repertory import operations as repertory_ops
 
 bp = Blueprint("officer", __name__, url_prefix="/officer")
@@ -59,7 +68,10 @@ def _enterprise_page(enterprise_id: int, status: int = 200, **forms):
     return render_template("officer/enterprise.html", enterprise=enterprise, links=links_of(session, enterprise.id),
                            link_form=link_form, appoint_form=appoint_form, end_form=EndLinkForm(formdata=None),
                            admin=admin, credential=forms.get("credential"), end_errors=forms.get("end_errors"),
-                           eligible=eligible), status
+                           eligible=eligible, mandates=mandates_of_employer(session, enterprise.id),
+                           provider=mops.provider_of_enterprise(session, enterprise.id),
+                           affiliation_form=forms.get("affiliation_form") or AffiliationForm(formdata=None),
+                           switch_warnings=forms.get("switch_warnings") or [], scope_groups=scope_groups), status
 
 
 @bp.route("/enterprises/<int:enterprise_id>")
@@ -166,3 +178,130 @@ def decide_proposal(proposal_id: int):
                                form=form), error.status
     flash(_("Proposal %(id)s decided.", id=proposal_id), "success")
     return redirect(url_for("officer.proposals"))
+
+
+# --- service providers and mandates -------------------------------------------------------------
+
+
+def _providers_page(status: int = 200, form: RegisterProviderForm | None = None):
+    return render_template("officer/providers.html", providers=all_providers(get_session()),
+                           form=form or RegisterProviderForm(formdata=None)), status
+
+
+@bp.route("/providers")
+@officer_only("list_providers")
+def providers():
+    return _providers_page()
+
+
+@bp.route("/providers", methods=["POST"])
+@officer_only("register_provider")
+def register_provider():
+    form = RegisterProviderForm()
+    if not form.validate_on_submit():
+        return _providers_page(422, form)
+    session = get_session()
+    try:
+        enterprise = ops.find_enterprise_by_kbo(session, form.kbo.data)
+        mops.register_provider(session, enterprise, form.kind.data, form.recognition_number.data,
+                               by=request_context())
+    except DomainError as error:
+        apply_domain_error(form, error)
+        return _providers_page(form_status(error), form)
+    flash(_("%(name)s (%(kbo)s) is registered as a service provider.", name=enterprise.name,
+            kbo=enterprise.kbo_display), "success")
+    return redirect(url_for("officer.providers"))
+
+
+@bp.route("/enterprises/<int:enterprise_id>/affiliations", methods=["POST"])
+@officer_only("record_affiliation")
+def record_affiliation(enterprise_id: int):
+    session = get_session()
+    enterprise = ops.get_enterprise(session, enterprise_id)
+    form = AffiliationForm()
+    if not form.validate_on_submit():
+        return _enterprise_page(enterprise_id, 422, affiliation_form=form)
+    try:
+        secretariat = mops.find_provider_by_kbo(session, form.secretariat_kbo.data, "secretariat_kbo")
+        result = mops.record_affiliation(
+            session, enterprise, secretariat, form.start_date.data, groups=load_groups(), by=request_context(),
+            affiliation_number=form.affiliation_number.data, minimum_term_months=form.minimum_term_months.data,
+            notice_months=form.notice_months.data, notice_date=form.notice_date.data,
+            acknowledge_warnings=form.acknowledge_warnings.data)
+    except mops.SwitchNeedsConfirmation as warning:
+        # Nothing is written: the officer sees what the switch does not respect, and confirms or not.
+        apply_domain_error(form, warning)
+        return _enterprise_page(enterprise_id, warning.status, affiliation_form=form,
+                                switch_warnings=[switch_warning_text(w) for w in warning.warnings])
+    except DomainError as error:
+        apply_domain_error(form, error)
+        return _enterprise_page(enterprise_id, form_status(error), affiliation_form=form)
+    flash(_("Affiliation with %(provider)s recorded from %(day)s.", provider=secretariat.enterprise.name,
+            day=result.affiliation.start_date.isoformat()), "success")
+    if result.ended is not None:
+        flash(_("The affiliation with %(provider)s ends on %(day)s.", provider=result.ended.provider.enterprise.name,
+                day=result.ended.end_date.isoformat()), "success")
+    for warning in result.warnings:
+        flash(_("Recorded although: %(warning)s", warning=switch_warning_text(warning)), "info")
+    return redirect(url_for("officer.enterprise", enterprise_id=enterprise_id))
+
+
+def _mandates_page(status: int = 200, errors: dict[int, str] | None = None):
+    form = MandateFilterForm(request.args)
+    form.status.choices = choices([("", _("all"))] + [(s.value, mandate_status_label(s)) for s in MandateStatus])
+    chosen = None
+    if form.status.data:
+        try:
+            chosen = MandateStatus(form.status.data)
+        except ValueError:
+            form.status.errors = [_("Choose one of the statuses.")]
+            status = 422
+    return render_template("officer/mandates.html", mandates=all_mandates(get_session(), chosen), filter_form=form,
+                           errors=errors or {}, scope_groups=scope_groups, is_open=is_open), status
+
+
+@bp.route("/mandates")
+@officer_only("list_mandates")
+def mandates():
+    return _mandates_page()
+
+
+def _mandate(mandate_id: int) -> Mandate:
+    mandate = get_session().get(Mandate, mandate_id)
+    if mandate is None:
+        abort(404)
+    return mandate
+
+
+@bp.route("/mandates/<int:mandate_id>/revoke", methods=["POST"])
+@officer_only("revoke_mandate")
+def revoke_mandate(mandate_id: int):
+    mandate = _mandate(mandate_id)
+    try:
+        mops.revoke_mandate(get_session(), mandate, by=request_context())
+    except DomainError as error:
+        return _mandates_page(error.status, {mandate_id: error_text(error)})
+    flash(_("The provider form of %(employer)s for %(provider)s is revoked.", employer=mandate.employer.name,
+            provider=mandate.provider.enterprise.name), "success")
+    return redirect(url_for("officer.mandates"))
+
+
+@bp.route("/mandates/<int:mandate_id>/end", methods=["POST"])
+@officer_only("end_mandate")
+def end_mandate(mandate_id: int):
+    mandate = _mandate(mandate_id)
+    form = EndMandateForm()
+    if not form.validate_on_submit():
+        return _mandates_page(422, {mandate_id: _("Give a valid last day.")})
+    try:
+        mops.end_mandate(get_session(), mandate, form.end_date.data, by=request_context())
+    except DomainError as error:
+        return _mandates_page(error.status, {mandate_id: error_text(error)})
+    if mandate.status is MandateStatus.WITHDRAWN:
+        flash(_("The provider form of %(employer)s for %(provider)s is withdrawn.", employer=mandate.employer.name,
+                provider=mandate.provider.enterprise.name), "success")
+    else:
+        flash(_("%(provider)s may act for %(employer)s until %(day)s inclusive.",
+                provider=mandate.provider.enterprise.name, employer=mandate.employer.name,
+                day=mandate.end_date.isoformat()), "success")
+    return redirect(url_for("officer.mandates"))

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from access import operations as ops
 from access.errors import DomainError
 from access.models import Enterprise
+from mandates.operations import current_affiliation
 from portal.context import request_context
 from portal.database import get_session
 from portal.extensions import limiter
@@ -46,7 +47,8 @@ def public_record(kbo: str):
     if enterprise is None:
         abort(404)
     check(PUBLIC, "view", enterprise.id)
-    return render_template("repertory/public.html", enterprise=enterprise)
+    return render_template("repertory/public.html", enterprise=enterprise,
+                           affiliation=current_affiliation(get_session(), enterprise.id))
 
 
 @bp.route("/enterprises/<int:enterprise_id>/repertory")
@@ -55,7 +57,8 @@ def secured(enterprise_id: int):
     session = get_session()
     enterprise = ops.get_enterprise(session, enterprise_id)
     return render_template("repertory/secured.html", enterprise=enterprise,
-                           facts=repertory_ops.secured_facts(session, enterprise))
+                           facts=repertory_ops.secured_facts(session, enterprise),
+                           affiliation=current_affiliation(session, enterprise.id))
 
 
 @bp.route("/enterprises/<int:enterprise_id>/proposals", methods=["GET", "POST"])
@@ -80,4 +83,5 @@ def proposals(enterprise_id: int):
         else:
             status = 422
     history = repertory_ops.secured_facts(session, enterprise).proposals
-    return render_template("repertory/proposals.html", enterprise=enterprise, form=form, proposals=history), status
+    return render_template("repertory/proposals.html", enterprise=enterprise, form=form, proposals=history,
+                           affiliation=current_affiliation(session, enterprise.id)), status

@@ -127,7 +127,8 @@ def test_certificate_tier_is_refused_api(firm, world, visitor):
         browser.api_login(persona.login)
         problem = problem_of(browser.api("GET", f"/api/v1/enterprises/{enterprise.id}/apps/directe_wijziging"), 403,
                              "certificate-required")
-        assert "requires a registered qualified certificate" in problem["detail"]
+        assert "requires proof of possession of the private key of a registered qualified certificate" \
+            in problem["detail"]
         codes = {a["code"] for e in browser.api("GET", "/api/v1/me/applications").get_json()
                  for a in e["applications"]}
         assert "directe_wijziging" not in codes

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 import pytest
 
 from access.decision import decide
-from access.models import LinkKind, Role
+from access.models import Role
 from mandates import operations as mops
 from mandates.groups import load_groups
 from mandates.models import ProviderKind

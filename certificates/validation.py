@@ -6,6 +6,7 @@ whose status cannot be established is refused."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -165,9 +166,21 @@ def _validator(cert, chain, trust: TrustList, now: datetime, *, revocation: bool
     return CertificateValidator(_to_asn1(cert), validation_context=context)
 
 
+def _run(coroutine_function):
+    """Run pyhanko-certvalidator's coroutine to completion from synchronous code. When the calling
+    thread already runs an event loop (an async server, or Playwright's in the browser tests),
+    asyncio.run() is not allowed there: run it in a thread of its own instead."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine_function())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(coroutine_function())).result()
+
+
 def _check_chain(cert, chain, trust, now) -> Check:
     try:
-        path = asyncio.run(_validator(cert, chain, trust, now, revocation=False).async_validate_path())
+        path = _run(_validator(cert, chain, trust, now, revocation=False).async_validate_path)
     except PathBuildingError:
         return Check("chain", False, "no path to a trust anchor of the configured trust list")
     except PathValidationError as error:
@@ -238,7 +251,7 @@ def _check_revocation(cert, chain, trust, now) -> Check:
     if not trust.crls and not trust.ocsps:
         return Check("revocation", False, "no revocation information (CRL or OCSP) available: hard-fail")
     try:
-        asyncio.run(_validator(cert, chain, trust, now, revocation=True).async_validate_path())
+        _run(_validator(cert, chain, trust, now, revocation=True).async_validate_path)
     except RevokedError as error:
         return Check("revocation", False, f"revoked: {error}")
     except PathBuildingError:

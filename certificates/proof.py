@@ -36,5 +36,6 @@ class ProofOfPossession:
             return False, Step("certificate-not-active", f"certificate {short} is {status}",
                                {"certificate": short, "status": status})
         kbo = format_kbo(certificate.enterprise.kbo_number)
+        # certificate_id: what the operation the proof allows records (e.g. the repertory's history).
         return True, Step("certificate", f"proved possession of the key of certificate {short} of {kbo}",
-                          {"certificate": short, "kbo": kbo})
+                          {"certificate": short, "kbo": kbo, "certificate_id": certificate.id})

@@ -69,6 +69,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for blueprint in (account.bp, home.bp, officer.bp, admin.bp, apps.bp, repertory.bp, mandates.bp):
         app.register_blueprint(blueprint)
     init_api(app)
+    from portal import oauth
+
+    oauth.init_app(app)  # the token endpoint; bearer tokens on /api/v1 (and the CSRF check they skip)
     errors.init_app(app)
     cli.init_app(app)
     return app

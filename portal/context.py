@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from flask import current_app, g, request
 from flask_login import current_user
@@ -20,11 +21,22 @@ def request_id() -> str:
 
 
 def current_subject() -> Subject:
+    """The machine client of a bearer request (portal.oauth checked its token before the view),
+    else the logged-in account, else anonymous."""
+    machine = g.get("machine_subject")
+    if machine is not None:
+        return machine
     if not current_user.is_authenticated:
         return ANONYMOUS
     account = current_user.account
     return Subject(person_id=account.person_id, label=account.login_name,
                    is_portal_officer=account.is_portal_officer, disabled=account.is_disabled)
+
+
+def proof_context() -> dict[str, Any]:
+    """What the request proves to the decision point's certificate tier: the certificate whose key
+    signed the assertion of a bearer token. A browser session proves no possession of a key."""
+    return dict(g.get("proof_context") or {})
 
 
 def request_context() -> RequestContext:

@@ -7,7 +7,7 @@ from typing import Callable
 from flask import g
 
 from access.decision import Decision, decide, log_decision
-from portal.context import catalogue, current_subject, request_context
+from portal.context import catalogue, current_subject, proof_context, request_context
 from portal.database import get_session
 
 
@@ -19,10 +19,12 @@ class AccessDenied(Exception):
         self.decision = decision
 
 
-def check(application: str, action: str, enterprise_id: int | None) -> Decision:
-    """Ask the decision point, log the answer, and raise if refused."""
+def check(application: str, action: str, enterprise_id: int | None, *, context: dict | None = None) -> Decision:
+    """Ask the decision point, log the answer, and raise if refused. The request's proof for the
+    certificate tier (a bearer token's certificate) is passed on; `context` adds to it (a signed file)."""
     session = get_session()
-    decision = decide(session, current_subject(), enterprise_id, application, action, catalogue=catalogue())
+    decision = decide(session, current_subject(), enterprise_id, application, action, catalogue=catalogue(),
+                      context={**proof_context(), **(context or {})})
     log_decision(session, request_context(), decision)
     g.decision = decision
     if not decision.allowed:

@@ -2,12 +2,16 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from access.models import Enterprise, Person
 from db import Base, string_enum
+
+if TYPE_CHECKING:
+    from certificates.models import Certificate
 
 
 class ProposalStatus(enum.Enum):
@@ -49,10 +53,13 @@ class RecordChange(Base):
     enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprises.id"))
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
-    source: Mapped[str] = mapped_column(String(40))  # registration, proposal
+    source: Mapped[str] = mapped_column(String(40))  # registration, proposal, direct_change, file_message
     proposal_id: Mapped[int | None] = mapped_column(ForeignKey("change_proposals.id"))
+    # A directe wijziging: the qualified certificate whose key proved it (API token or signed file).
+    certificate_id: Mapped[int | None] = mapped_column(ForeignKey("certificates.id"))
     changes: Mapped[dict] = mapped_column(JSON)
 
     changed_by: Mapped[Person | None] = relationship()
+    certificate: Mapped["Certificate | None"] = relationship()
 
     __table_args__ = (Index("ix_record_changes_enterprise", "enterprise_id", "changed_at"),)

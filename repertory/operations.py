@@ -1,4 +1,4 @@
-"""Searching the repertory, the secured view's facts, and change proposals."""
+"""Searching the repertory, the secured view's facts, change proposals and direct changes."""
 from __future__ import annotations
 
 import re
@@ -8,11 +8,12 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from access.clock import utcnow
-from access.errors import Conflict, NotFound, ValidationError
+from access.errors import Conflict, Forbidden, NotFound, ValidationError
 from access.validators import fold_for_search
 from access.models import Enterprise, Link, Membership, Person, Right, Role
 from access.operations import ENTERPRISE_FIELDS, clean_enterprise_fields, enterprise_snapshot
 from audit.operations import RequestContext, record
+from certificates.models import Certificate
 from repertory.models import ChangeProposal, ProposalStatus, RecordChange
 
 SEARCH_LIMIT = 50
@@ -65,11 +66,10 @@ def secured_facts(session: Session, enterprise: Enterprise) -> SecuredFacts:
 def propose_change(session: Session, enterprise: Enterprise, values: dict[str, str | None],
                    motivation: str | None, *, by: RequestContext) -> ChangeProposal:
     """A user with the right proposes new values for the record (the decision point checked the right)."""
-    merged = {name: values.get(name) if values.get(name) not in (None, "") else getattr(enterprise, name)
-              for name in ENTERPRISE_FIELDS}
-    cleaned = clean_enterprise_fields(merged, employer=enterprise.is_employer)
-    changes = {name: {"before": getattr(enterprise, name), "after": cleaned[name]}
-               for name in ENTERPRISE_FIELDS if cleaned[name] != getattr(enterprise, name)}
+    if by.actor_person_id is None:
+        # An API client (no person) changes the record by directe wijziging, not by proposal.
+        raise Forbidden("A change proposal is made by a person; an API client uses directe wijziging.")
+    changes = _changes_to(enterprise, values)
     if not changes:
         raise ValidationError("The proposal changes nothing: fill in at least one new value.", "name")
     motivation = (motivation or "").strip() or None
@@ -82,6 +82,50 @@ def propose_change(session: Session, enterprise: Enterprise, values: dict[str, s
     record(session, by, action="proposal.submit", outcome="success", enterprise_id=enterprise.id,
            application="wijzigingsvoorstellen", details={"proposal_id": proposal.id, "changes": changes})
     return proposal
+
+
+def _changes_to(enterprise: Enterprise, values: dict[str, str | None]) -> dict[str, dict[str, str | None]]:
+    """The fields whose value changes: a missing or empty value keeps the current one."""
+    merged = {name: values.get(name) if values.get(name) not in (None, "") else getattr(enterprise, name)
+              for name in ENTERPRISE_FIELDS}
+    cleaned = clean_enterprise_fields(merged, employer=enterprise.is_employer)
+    return {name: {"before": getattr(enterprise, name), "after": cleaned[name]}
+            for name in ENTERPRISE_FIELDS if cleaned[name] != getattr(enterprise, name)}
+
+
+def check_direct_change(enterprise: Enterprise, values: dict[str, str | None]) -> dict[str, dict[str, str | None]]:
+    """What a direct change would change (raises ValidationError for a value the record cannot take,
+    or when it changes nothing). Writes nothing: the file channel checks a whole batch first."""
+    changes = _changes_to(enterprise, values)
+    if not changes:
+        raise ValidationError("The change changes nothing: give at least one new value.", "name")
+    return changes
+
+
+def apply_direct_change(session: Session, enterprise: Enterprise, values: dict[str, str | None], *,
+                        certificate: Certificate, by: RequestContext, source: str = "direct_change",
+                        reference: str | None = None) -> RecordChange:
+    """A directe wijziging: applied at once, without officer review. The decision point allowed it
+    (certificate tier: the right or mandate, and proof of possession of `certificate`'s key); the
+    history records that certificate. `source` is "file_message" for a change from a signed file,
+    whose `reference` the audit record keeps."""
+    if certificate.enterprise_id not in (enterprise.id, by.provider_enterprise_id) \
+            or not certificate.usable_on(utcnow()):
+        # The decision point checked this; an operation called without it must not slip through.
+        raise Conflict("The certificate that proved this change is not an active certificate of the "
+                       "enterprise or of its provider.", "certificate")
+    changes = check_direct_change(enterprise, values)
+    for name, change in changes.items():
+        setattr(enterprise, name, change["after"])
+    change = RecordChange(enterprise_id=enterprise.id, changed_at=utcnow(), changed_by_id=by.actor_person_id,
+                          source=source, certificate_id=certificate.id, changes=changes)
+    session.add(change)
+    session.flush()
+    record(session, by, action="repertory.direct_change", outcome="success", enterprise_id=enterprise.id,
+           application="directe_wijziging",
+           details={"record_change_id": change.id, "changes": changes, "certificate_id": certificate.id,
+                    "fingerprint": certificate.fingerprint, "source": source, "reference": reference})
+    return change
 
 
 def get_proposal(session: Session, proposal_id: int) -> ChangeProposal:

@@ -308,7 +308,8 @@ def repertory_secured(enterprise_id: int):
         enterprise=_enterprise_out(enterprise),
         local_administrator=facts.local_admin.full_name if facts.local_admin else None,
         users=facts.users, rights=facts.rights, links=[_link_out(link) for link in facts.links],
-        history=[{"changed_at": h.changed_at.isoformat(), "source": h.source, "changes": h.changes}
+        history=[{"changed_at": h.changed_at.isoformat(), "source": h.source, "changes": h.changes,
+                  "certificate": h.certificate.fingerprint if h.certificate is not None else None}
                  for h in facts.history],
         proposals=[_proposal_out(p) for p in facts.proposals], access_path=decision.path_text)
 

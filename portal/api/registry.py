@@ -36,15 +36,17 @@ OPERATIONS: list[Operation] = []
 
 
 def api_route(rule: str, method: str, *, summary: str, tag: str, gate: str, body: type[BaseModel] | None = None,
-              response: Any = None, status: int = 200, query: dict[str, str] | None = None):
+              response: Any = None, status: int = 200, query: dict[str, str] | None = None,
+              max_body_bytes: int | None = None):
     """`gate` documents how the endpoint reaches the decision point: 'public',
-    an application code, or 'self' (decided inside, from the body)."""
+    an application code, or 'self' (decided inside, from the body). `max_body_bytes` raises the
+    JSON body limit (API_MAX_JSON_BYTES) for an endpoint that takes files (base64)."""
 
     def decorator(view: Callable):
         @functools.wraps(view)
         def wrapper(**kwargs):
             if body is not None:
-                parsed = _parse_body(body)
+                parsed = _parse_body(body, max_body_bytes)
                 if not isinstance(parsed, BaseModel):
                     return parsed
                 kwargs["payload"] = parsed
@@ -72,8 +74,8 @@ def api_route(rule: str, method: str, *, summary: str, tag: str, gate: str, body
     return decorator
 
 
-def _parse_body(model: type[BaseModel]):
-    limit = current_app.config["API_MAX_JSON_BYTES"]
+def _parse_body(model: type[BaseModel], max_bytes: int | None = None):
+    limit = max_bytes or current_app.config["API_MAX_JSON_BYTES"]
     if request.content_length is not None and request.content_length > limit:
         return problem(413, "payload-too-large", f"The JSON body may have at most {limit} bytes.")
     raw = request.get_data(cache=False)

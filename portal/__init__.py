@@ -37,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
     "FROZEN_TIME": None,  # ISO timestamp: run the whole portal at this moment (demo)
     "TIME_OFFSET_DAYS": None,
+    "TRUST_LIST": None,  # path of the QTSP trust list (TOML); default config/trust-list.toml
 }
 
 

@@ -70,10 +70,18 @@ system-packages:
 # --- run --------------------------------------------------------------------
 
 # DATABASE_URL from the environment is passed through untouched (default:
-# SQLite under instance/, chosen by the app).
+# SQLite under instance/, chosen by the app). The demo PKI (examples/demo_pki.py:
+# CAs, CRLs, a trust list, seal certificates and keys) is generated once under
+# instance/demo-pki/, its CRLs refreshed when older than a month; the portal
+# trusts it unless PORTAL_TRUST_LIST names another trust list.
+DEMO_PKI := $(CURDIR)/instance/demo-pki
+
 run: venv translations instance/secret_key
 	$(FLASK) db upgrade
 	$(FLASK) demo load
+	$(VPY) -m examples.demo_pki $(DEMO_PKI) --portal http://127.0.0.1:$${PORT:-5000}
+	export PORTAL_TRUST_LIST="$${PORTAL_TRUST_LIST:-$(DEMO_PKI)/trust-list.toml}"
+	echo "trust list: $$PORTAL_TRUST_LIST"
 	exec $(FLASK) run --host 127.0.0.1 --port $${PORT:-5000}
 
 # --- tests ------------------------------------------------------------------

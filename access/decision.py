@@ -6,7 +6,7 @@ request time, so an ended link or a revoked right stops access at once.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
 
@@ -24,7 +24,9 @@ from mandates.paths import machine_mandate_path, mandate_path, works_for_a_provi
 # Actions on access management that only the local administrator himself may do.
 # Filing or ending a provider form and accepting one for a provider are the local administrator's
 # own acts too (issue: "its local administrator does"; "the provider's local administrator accepts").
-LOCAL_ADMIN_ONLY_ACTIONS = frozenset({"manage_co_admins", "hand_over", "manage_providers", "decide_mandates"})
+# Seed 001: the private key and the qualified certificate are the local administrator's to manage.
+LOCAL_ADMIN_ONLY_ACTIONS = frozenset({"manage_co_admins", "hand_over", "manage_providers", "decide_mandates",
+                                      "manage_certificates"})
 
 
 @dataclass(frozen=True)

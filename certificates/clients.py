@@ -31,6 +31,7 @@ from access.errors import Conflict, NotFound, ValidationError
 from access.models import Enterprise
 from audit.operations import RequestContext, record
 from certificates.models import AccessToken, ApiClient, Certificate, UsedAssertion
+from certificates.proof import record_use
 
 # Client assertions: the signature algorithms accepted, per key type (RFC 7518 §3.3, §3.4, §3.5).
 ALGORITHMS = ("RS256", "PS256", "ES256")
@@ -295,6 +296,26 @@ def purge_used_assertions(session: Session, now: datetime | None = None) -> int:
     return session.execute(delete(UsedAssertion).where(UsedAssertion.expires_at < cutoff)).rowcount
 
 
+@dataclass(frozen=True)
+class Purged:
+    used_assertions: int
+    access_tokens: int
+
+
+def purge_expired(session: Session, now: datetime | None = None, *, by: RequestContext) -> Purged:
+    """Forget what can no longer be used: the jtis of expired client assertions (only once past the
+    clock skew, so a replay is still refused on its `exp`) and the access tokens that expired (a value
+    no longer stored is refused as unknown, just as an expired one is refused)."""
+    now = now or utcnow()
+    used_assertions = purge_used_assertions(session, now)
+    access_tokens = session.execute(delete(AccessToken).where(AccessToken.expires_at <= now)
+                                    .execution_options(synchronize_session="fetch")).rowcount
+    session.flush()
+    record(session, by, action="oauth.purge", outcome="success",
+           details={"used_assertions": used_assertions, "access_tokens": access_tokens, "now": now.isoformat()})
+    return Purged(used_assertions, access_tokens)
+
+
 def granted_scopes(client: ApiClient, requested: str | None) -> list[str]:
     """The token's scopes: the requested application codes, each one of the client's (RFC 6749 §3.3);
     all of the client's when none is requested."""
@@ -318,16 +339,21 @@ def new_token_value() -> str:
 
 def record_token(session: Session, client: ApiClient, value: str, scopes: list[str], *, lifetime: int,
                  by: RequestContext, jti: str | None = None, now: datetime | None = None) -> AccessToken:
-    """Keep the token's SHA-256 (never the token), its scopes and the certificate that proved possession."""
+    """Keep the token's SHA-256 (never the token), its scopes and the certificate that proved possession;
+    audit the issue (oauth.token) and the certificate's use (certificate.use, purpose "token")."""
     now = now or utcnow()
     token = AccessToken(token_sha256=sha256_hex(value), client_id=client.id, certificate_id=client.certificate_id,
                         scopes=list(scopes), issued_at=now, expires_at=now + timedelta(seconds=lifetime))
     session.add(token)
     session.flush()
+    jti_sha256 = sha256_hex(jti) if jti else None
+    # The assertion proved possession of the certificate's key: a use of the certificate.
+    record_use(session, by, client.certificate, "token", client_id=client.client_id, token_id=token.id,
+               jti_sha256=jti_sha256)
     record(session, by, action="oauth.token", outcome="success", enterprise_id=client.enterprise_id,
            details={"client_id": client.client_id, "token_id": token.id, "scopes": list(scopes),
                     "certificate_id": client.certificate_id, "certificate": client.certificate.fingerprint,
-                    "jti_sha256": sha256_hex(jti) if jti else None, "expires_at": token.expires_at.isoformat()})
+                    "jti_sha256": jti_sha256, "expires_at": token.expires_at.isoformat()})
     return token
 
 

@@ -33,6 +33,9 @@ from certificates.validation import (
 )
 
 EXPIRY_WARNING_DAYS = (60, 30, 14, 7, 1)
+# The decision point's actions on access management that guard certificates and API clients.
+MANAGE_CERTIFICATES = "manage_certificates"
+MANAGE_API_CLIENTS = "manage_api_clients"
 MAX_UPLOAD_BYTES = 64 * 1024
 
 
@@ -88,6 +91,10 @@ def register_certificate(session: Session, enterprise: Enterprise, blob: bytes, 
     checks = [*validation.checks, unique]
     if successor_of is not None and successor_of.enterprise_id != enterprise.id:
         raise NotFound("Unknown certificate.", "successor_of")
+    if successor_of is not None and successor_of.status_on(now, warn_days=0) != "active":
+        # A successor overlaps a certificate that still works; after expiry or revocation it is a new one.
+        raise Conflict("Only an active certificate can get a successor; this one is %(status)s.", "successor_of",
+                       status=successor_of.status_on(now, warn_days=0))
     if not all(check.ok for check in checks):
         record(session, by, action="certificate.refuse", outcome="failure", enterprise_id=enterprise.id,
                reason="; ".join(f"{c.code}: {c.detail}" for c in checks if not c.ok),
@@ -145,6 +152,24 @@ def get_certificate(session: Session, enterprise: Enterprise, certificate_id: in
 def certificates_of(session: Session, enterprise_id: int) -> list[Certificate]:
     return list(session.scalars(select(Certificate).where(Certificate.enterprise_id == enterprise_id)
                                 .order_by(Certificate.not_after.desc())))
+
+
+def certificate_requests_of(session: Session, enterprise_id: int, *, pending_only: bool = False
+                            ) -> list[CertificateRequest]:
+    """The enterprise's CSRs, newest first; pending: not yet fulfilled by a registered certificate."""
+    query = select(CertificateRequest).where(CertificateRequest.enterprise_id == enterprise_id)
+    if pending_only:
+        query = query.where(CertificateRequest.fulfilled_by_id.is_(None))
+    return list(session.scalars(query.order_by(CertificateRequest.created_at.desc(), CertificateRequest.id.desc())))
+
+
+def expiring_certificates(session: Session, enterprise_id: int, now: datetime, *, days_before: int,
+                          days_after: int) -> list[Certificate]:
+    """Active certificates of the enterprise expiring within `days_before`, or expired in the last `days_after`."""
+    return list(session.scalars(select(Certificate).where(
+        Certificate.enterprise_id == enterprise_id, Certificate.state == CertificateState.ACTIVE,
+        Certificate.not_after <= now + timedelta(days=days_before),
+        Certificate.not_after >= now - timedelta(days=days_after)).order_by(Certificate.not_after)))
 
 
 def revoke_certificate(session: Session, certificate: Certificate, reason: str | None, *, by: RequestContext,

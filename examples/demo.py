@@ -24,6 +24,9 @@ from mandates.models import ProviderKind
 
 DEMO_PASSWORD = "Zonnebloem-Kade-47"
 OFFICER_INSZ = make_insz("750412", 101)
+# The two demo enterprises that get a demo seal certificate (examples/demo_pki.py).
+BAKERY_KBO, BAKERY_NAME = make_kbo(4_123_456), "Bakkerij De Gouden Korst"
+SECRETARIAT_KBO, SECRETARIAT_NAME = make_kbo(4_444_001), "Sociaal Secretariaat Zuiderpoort"
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ def load_demo(session: Session) -> list[DemoLogin]:
     set_own_credentials(session, session.scalar(select(Person).where(Person.insz == OFFICER_INSZ)), "officer")
 
     bakery = ops.register_enterprise(
-        session, kbo=make_kbo(4_123_456), rsz_number=make_rsz(1_234_567), name="Bakkerij De Gouden Korst",
+        session, kbo=BAKERY_KBO, rsz_number=make_rsz(1_234_567), name=BAKERY_NAME,
         street="Kerkstraat 12", postal_code="9000", city="Gent", legal_form="BV", joint_committee="118",
         by=CLI_CONTEXT)
     an = _person(session, bakery, make_insz("800101", 1), "An", "Peeters", LinkKind.ZAAKVOERDER, date(2015, 3, 1))
@@ -111,7 +114,7 @@ def _load_providers(session: Session, bakery, consultancy, frank, catalogue) -> 
     groups = load_groups()
     day = today()
     secretariat_enterprise = ops.register_enterprise(
-        session, kbo=make_kbo(4_444_001), rsz_number=make_rsz(3_456_789), name="Sociaal Secretariaat Zuiderpoort",
+        session, kbo=SECRETARIAT_KBO, rsz_number=make_rsz(3_456_789), name=SECRETARIAT_NAME,
         street="Zuidstationstraat 30", postal_code="9000", city="Gent", legal_form="vzw", joint_committee="218",
         by=CLI_CONTEXT)
     secretariat = mops.register_provider(session, secretariat_enterprise, ProviderKind.ERKEND_SOCIAAL_SECRETARIAAT,

@@ -11,7 +11,8 @@ In this order, each step refusing with a clear reason and nothing of the batch a
      certificate as the proof of possession: certificates.proof requires it to be the employer's own,
      or its provider's when the subject acts under that provider's mandate;
   7. every item passes the rules of its type (checked before anything is written);
-  8. the items are applied and the FileMessage is stored, in one savepoint, with the receipt.
+  8. the items are applied and the FileMessage is stored, in one savepoint, with the receipt; the
+     signer's certificate use is audited (certificate.use, purpose "file-message").
 
 A refusal is audited (kept even when the request is rolled back); the decisions are logged as the
 gate logs them."""
@@ -39,6 +40,7 @@ from access.validators import format_kbo, normalise_kbo
 from audit.operations import RequestContext, record
 from certificates import cms
 from certificates.models import Certificate, FileMessage
+from certificates.proof import record_use
 from certificates.validation import fingerprint
 from filechannel.registry import Item, MessageType, Registry, default_registry
 from filechannel.xml import XmlProblem, parse_message, validate
@@ -302,10 +304,10 @@ def _apply(ctx: _Context, subject: Subject, message_type: MessageType, items: li
     except IntegrityError:
         raise ctx.refuse(MessageRefused("replayed-message", 409, "This message was received before; a message is "
                                         "processed once.")) from None
-    record(session, ctx.by, action="certificate.use", outcome="success", enterprise_id=certificate.enterprise_id,
-           application=CHANNEL_APPLICATION,
-           details={"certificate_id": certificate.id, "fingerprint": certificate.fingerprint,
-                    "use": "file signature", "reference": reference})
+    # One use of the signer's certificate for the whole message: its direct changes name the message's
+    # reference instead of each writing a use of their own (repertory.operations.apply_direct_change).
+    record_use(session, ctx.by, certificate, "file-message", application=CHANNEL_APPLICATION, reference=reference,
+               message_type=message_type.code, content_sha256=ctx.digest)
     record(session, ctx.by, action="filechannel.receive", outcome="success", enterprise_id=certificate.enterprise_id,
            application=CHANNEL_APPLICATION,
            details={"reference": reference, "message_type": message_type.code, "items": len(items),

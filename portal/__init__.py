@@ -64,10 +64,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     security.init_app(app)
 
     from portal import cli, errors
-    from portal.views import account, admin, apps, home, mandates, officer, repertory
+    from portal.views import account, admin, apps, certificates, home, mandates, officer, repertory
     from portal.api import init_app as init_api
 
-    for blueprint in (account.bp, home.bp, officer.bp, admin.bp, apps.bp, repertory.bp, mandates.bp):
+    for blueprint in (account.bp, home.bp, officer.bp, admin.bp, apps.bp, repertory.bp, mandates.bp,
+                      certificates.bp):
         app.register_blueprint(blueprint)
     init_api(app)
     from portal import oauth

@@ -20,6 +20,8 @@ enterprise_cli = AppGroup("enterprise", help="Enterprises.")
 demo_cli = AppGroup("demo", help="The demo data set.")
 provider_cli = AppGroup("provider", help="Service providers (erkende sociale secretariaten, accountants, ...).")
 affiliation_cli = AppGroup("affiliation", help="Employers' affiliations with an erkend sociaal secretariaat.")
+certificates_cli = AppGroup("certificates", help="Enterprises' qualified certificates: revocation and expiry.")
+oauth_cli = AppGroup("oauth", help="The machine API's OAuth 2 (client assertions and access tokens).")
 
 
 @contextlib.contextmanager
@@ -180,6 +182,60 @@ def demo_load() -> None:
         click.echo(f"  {login.username:<12} {login.description}")
 
 
+def _trust_list(path: str | None):
+    """The trust list the web uses (PORTAL_TRUST_LIST, default config/trust-list.toml), or the file given."""
+    import tomllib
+
+    from certificates.validation import load_trust_list
+    from portal.trust import current_trust_list, trust_list_path
+
+    try:
+        return load_trust_list(path) if path else current_trust_list()
+    except (OSError, tomllib.TOMLDecodeError, ValueError) as error:
+        click.echo(f"Cannot read the trust list {path or trust_list_path()}: {error}", err=True)
+        sys.exit(2)
+
+
+@certificates_cli.command("recheck")
+@click.option("--trust-list", "trust_list", type=click.Path(dir_okay=False), default=None,
+              help="A trust list file (TOML) instead of the configured one.")
+def certificates_recheck(trust_list) -> None:
+    """Re-check the revocation of every active certificate against the trust list's current CRLs and
+    OCSP responses; a certificate its CA revoked is revoked in the portal (it stops working at once)."""
+    from certificates.operations import recheck_revocation
+
+    trust = _trust_list(trust_list)
+    with transaction() as session:
+        result = recheck_revocation(session, trust, by=CLI_CONTEXT)
+        lines = [f"Revoked: {c.fingerprint} {c.subject} ({c.enterprise.kbo_display} {c.enterprise.name}): "
+                 f"{c.revocation_reason}" for c in result.revoked]
+    click.echo(f"Checked {result.checked} active certificate(s); {len(result.revoked)} revoked by their CA.")
+    for line in lines:
+        click.echo(line)
+
+
+@certificates_cli.command("warn-expiry")
+def certificates_warn_expiry() -> None:
+    """Warn local administrators (outbox) of certificates expiring in 60, 30, 14, 7 and 1 days, each once."""
+    from certificates.operations import send_expiry_warnings
+
+    with transaction() as session:
+        sent = send_expiry_warnings(session, by=CLI_CONTEXT)
+    click.echo(f"{sent} expiry warning(s) sent to the outbox.")
+
+
+@oauth_cli.command("purge")
+def oauth_purge() -> None:
+    """Forget the jtis of expired client assertions and the access tokens that expired."""
+    from certificates.clients import purge_expired
+
+    with transaction() as session:
+        purged = purge_expired(session, by=CLI_CONTEXT)
+    click.echo(f"Purged {purged.used_assertions} used client assertion(s) and {purged.access_tokens} expired "
+               "access token(s).")
+
+
 def init_app(app: Flask) -> None:
-    for group in (db_cli, officer_cli, enterprise_cli, provider_cli, affiliation_cli, demo_cli):
+    for group in (db_cli, officer_cli, enterprise_cli, provider_cli, affiliation_cli, demo_cli, certificates_cli,
+                  oauth_cli):
         app.cli.add_command(group)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from wtforms import (BooleanField, DateField, HiddenField, IntegerField, PasswordField, SelectField,
                      SelectMultipleField, StringField, TextAreaField)
 from wtforms.fields.choices import SelectChoice
@@ -172,3 +173,43 @@ def apply_domain_error(form: FlaskForm, error) -> None:
         field.errors = list(field.errors) + [message]
     else:
         form.form_errors.append(message)
+
+
+# --- certificates and API clients (issue 4) ---------------------------------------------------
+
+
+class CertificateUploadForm(FlaskForm):
+    """A certificate file; the operation decides whether it is one, and whether it may be bound."""
+
+    certificate = FileField(_l("Certificate file (PEM or DER, may include its chain)"))
+    # Choices (the enterprise's active certificates) are set by the view; the operation checks the id.
+    successor_of = SelectField(_l("Successor of (optional)"), coerce=int, validate_choice=False, default=0)
+
+
+class CsrUploadForm(FlaskForm):
+    csr = FileField(_l("Certificate signing request (PKCS#10, PEM or DER)"))
+
+
+KEY_FORMATS = (("pkcs12", _l("PKCS#12 file (.p12), protected by the password")),
+               ("pem", _l("Encrypted PEM private key (.pem), protected by the password")))
+
+
+class GenerateKeyForm(FlaskForm):
+    password = PasswordField(_l("Password that protects the key file (at least 12 characters)"),
+                             validators=[DataRequired(), Length(max=256)])
+    confirm = PasswordField(_l("Repeat the password"), validators=[DataRequired(), Length(max=256)])
+    key_format = SelectField(_l("Format of the key file"), choices=choices(KEY_FORMATS), validate_choice=False)
+
+
+class RevokeCertificateForm(FlaskForm):
+    reason = StringField(_l("Reason"), validators=[DataRequired(), Length(max=200)])
+    confirm = BooleanField(_l("I understand that the certificate stops working at once, for every API client and "
+                              "signed file that uses it"), validators=[DataRequired()])
+
+
+class ApiClientForm(FlaskForm):
+    name = StringField(_l("Name of the API client"), validators=[Optional(), Length(max=100)])
+    # The active certificates and the applications are set by the view; the operation checks both.
+    certificate_id = SelectField(_l("Certificate whose key signs the client's assertions"), coerce=int,
+                                 validate_choice=False, default=0)
+    scopes = MultiCheckboxField(_l("Applications the client may use"), validate_choice=False)

@@ -23,7 +23,20 @@ _TEXTS = {
     "local-admin-only": _l("Only the local administrator of %(kbo)s may do this."),
     "not-an-administrator": _l("You are not an administrator of %(kbo)s."),
     "no-right": _l("You have no right on %(application)s for %(kbo)s. Ask your local administrator."),
-    "certificate-required": _l("This application requires a registered qualified certificate."),
+    "certificate-required": _l("This application requires proof of possession of the private key of an active "
+                               "qualified certificate of the enterprise: use the API with a certificate-bound token, "
+                               "or send a signed file."),
+    "certificate-not-of-enterprise": _l("The certificate that proved possession of the key is not one of the "
+                                        "enterprise acting: use a certificate of the enterprise itself, or of its "
+                                        "service provider when acting under its mandate."),
+    "certificate-not-active": _l("Certificate %(certificate)s is %(status)s: only an active qualified certificate "
+                                 "proves possession of the key."),
+    # machine clients (API clients with a certificate-bound token)
+    "machine-no-access-management": _l("API clients do not manage access: access management is done by the "
+                                       "administrators, logged in as persons."),
+    "outside-token-scope": _l("The access token's scope does not include %(application)s: request a token with "
+                              "this scope (the local administrator decides which applications the API client may "
+                              "use)."),
     "allowed": _l("Allowed."),
     # steps of an allowing path
     "free-access": _l("free access: no login needed"),
@@ -32,6 +45,9 @@ _TEXTS = {
     "co-admin": _l("co-administrator of %(kbo)s since %(since)s"),
     "right": _l("right on %(application)s granted by %(by)s on %(on)s"),
     "link": _l("%(kind)s of %(kbo)s since %(since)s"),
+    "certificate": _l("proved possession of the key of certificate %(certificate)s of %(kbo)s"),
+    "client-of-enterprise": _l("API client of %(kbo)s"),
+    "token-scope": _l("API client %(client)s, scope %(application)s"),
     # the mandate path: a provider's staff member acting for a client employer (mandates.paths)
     "no-mandate": _l("%(provider)s has no mandate of %(kbo)s in force on %(day)s."),
     "outside-mandate": _l("%(application)s is not within the mandate %(kbo)s gave %(provider)s."),
@@ -59,6 +75,8 @@ def _params(step: Step) -> dict[str, str]:
             params["application"] = app.name(str(get_locale() or "nl"))
     if "group" in params:
         params["group"] = group_name(params["group"])
+    if step.code == "certificate-not-active" and "status" in params:
+        params["status"] = certificate_status_label(params["status"])
     return params
 
 
@@ -104,11 +122,20 @@ def error_text(error) -> str:
 
 
 _ROLES = {"local_admin": _l("local administrator"), "co_admin": _l("co-administrator"), "user": _l("user")}
+# Certificate.status_on: what the decision point and the certificate pages say of a certificate.
+_CERTIFICATE_STATUSES = {"active": _l("active"), "expiring": _l("expiring"), "expired": _l("expired"),
+                         "revoked": _l("revoked"), "replaced": _l("replaced"), "not-yet-valid": _l("not yet valid")}
 _STATUSES = {"pending": _l("pending"), "accepted": _l("accepted"), "rejected": _l("rejected")}
 
 
 def role_label(role) -> str:
     return str(_ROLES[getattr(role, "value", role)])
+
+
+def certificate_status_label(status: str) -> str:
+    """A certificate's status (Certificate.status_on) in the user's language; an unknown one as it is."""
+    label = _CERTIFICATE_STATUSES.get(status)
+    return str(label) if label is not None else status
 
 
 def link_kind_label(kind) -> str:

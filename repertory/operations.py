@@ -14,6 +14,7 @@ from access.models import Enterprise, Link, Membership, Person, Right, Role
 from access.operations import ENTERPRISE_FIELDS, clean_enterprise_fields, enterprise_snapshot
 from audit.operations import RequestContext, record
 from certificates.models import Certificate
+from certificates.proof import record_use
 from repertory.models import ChangeProposal, ProposalStatus, RecordChange
 
 SEARCH_LIMIT = 50
@@ -108,7 +109,8 @@ def apply_direct_change(session: Session, enterprise: Enterprise, values: dict[s
     """A directe wijziging: applied at once, without officer review. The decision point allowed it
     (certificate tier: the right or mandate, and proof of possession of `certificate`'s key); the
     history records that certificate. `source` is "file_message" for a change from a signed file,
-    whose `reference` the audit record keeps."""
+    whose `reference` the audit record keeps. A change with the API's proof (a certificate-bound token)
+    is also audited as a use of the certificate (certificate.use, purpose "direct-change")."""
     if certificate.enterprise_id not in (enterprise.id, by.provider_enterprise_id) \
             or not certificate.usable_on(utcnow()):
         # The decision point checked this; an operation called without it must not slip through.
@@ -125,6 +127,11 @@ def apply_direct_change(session: Session, enterprise: Enterprise, values: dict[s
            application="directe_wijziging",
            details={"record_change_id": change.id, "changes": changes, "certificate_id": certificate.id,
                     "fingerprint": certificate.fingerprint, "source": source, "reference": reference})
+    if source == "direct_change":
+        # A change from a signed file is the file's use of the certificate (filechannel.operations
+        # audits it once per message, with the same reference); this one is the request's own.
+        record_use(session, by, certificate, "direct-change", enterprise_id=enterprise.id,
+                   application="directe_wijziging", record_change_id=change.id)
     return change
 
 

@@ -5,7 +5,7 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from portal.api import clients, endpoints, files, mandates, openapi  # noqa: F401  register the routes on the blueprint
+    from portal.api import certificates, clients, endpoints, files, mandates, openapi  # noqa: F401  register the routes on the blueprint
     from portal.api.registry import bp
 
     app.register_blueprint(bp)

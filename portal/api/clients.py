@@ -15,6 +15,7 @@ from access.clock import utcnow
 from certificates import clients
 from certificates import operations as cops
 from certificates.models import ApiClient
+from certificates.operations import MANAGE_API_CLIENTS
 from portal.api.registry import api_route
 from portal.api.schemas import Input
 from portal.context import request_context
@@ -64,7 +65,7 @@ def api_clients_list(enterprise_id: int):
            summary="Register an API client bound to one of the enterprise's active certificates",
            tag="api clients", gate=ACCESS_MANAGEMENT, body=ApiClientIn, response=ApiClientOut, status=201)
 def api_client_register(enterprise_id: int, payload: ApiClientIn):
-    check(ACCESS_MANAGEMENT, "manage_api_clients", enterprise_id)
+    check(ACCESS_MANAGEMENT, MANAGE_API_CLIENTS, enterprise_id)
     session_ = get_session()
     enterprise = ops.get_enterprise(session_, enterprise_id)
     certificate = cops.get_certificate(session_, enterprise, payload.certificate_id)
@@ -77,7 +78,7 @@ def api_client_register(enterprise_id: int, payload: ApiClientIn):
            summary="Revoke an API client: it gets no new token and its running tokens stop at once",
            tag="api clients", gate=ACCESS_MANAGEMENT, response=ApiClientOut)
 def api_client_revoke(enterprise_id: int, client_id: str):
-    check(ACCESS_MANAGEMENT, "manage_api_clients", enterprise_id)
+    check(ACCESS_MANAGEMENT, MANAGE_API_CLIENTS, enterprise_id)
     session_ = get_session()
     enterprise = ops.get_enterprise(session_, enterprise_id)
     client = clients.revoke_api_client(session_, clients.get_api_client(session_, enterprise, client_id),

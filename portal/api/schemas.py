@@ -169,6 +169,15 @@ class SecuredRecordOut(BaseModel):
     access_path: list[str]
 
 
+class CheckOut(BaseModel):
+    """One registration check of a certificate and its outcome."""
+
+    code: str = Field(description="chain, validity, key_usage, key_strength, signature_hash, revocation, "
+                                  "qc_compliance, qc_type, policy, identity, unique")
+    ok: bool
+    detail: str
+
+
 class Problem(BaseModel):
     type: str
     title: str
@@ -179,3 +188,5 @@ class Problem(BaseModel):
     # A switch of secretariat that breaks the current affiliation's terms (type .../confirmation-required):
     # the warnings to acknowledge with acknowledge_warnings.
     warnings: list[str] | None = None
+    # A certificate refused (type .../certificate-refused): every check with its outcome.
+    checks: list[CheckOut] | None = None

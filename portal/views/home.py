@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
-from access.catalogue import Tier
+from access.catalogue import ACCESS_MANAGEMENT, Tier
 from access.decision import decide
 from access.queries import memberships_of
 from access.models import Role
@@ -14,6 +14,7 @@ from portal.context import catalogue, current_subject
 from portal.database import get_session
 from portal.gate import public
 from portal.urls import safe_local_target
+from portal.views.certificates import expiry_warnings
 
 bp = Blueprint("home", __name__)
 
@@ -37,10 +38,22 @@ def index():
         # An administrator of a provider is shown the way to its clients.
         is_provider = (membership.role is not Role.USER
                        and provider_of_enterprise(session_, membership.enterprise_id) is not None)
-        cards.append({"membership": membership, "by_tier": by_tier, "is_provider": is_provider})
+        cards.append({"membership": membership, "by_tier": by_tier, "is_provider": is_provider,
+                      "expiry_warnings": _expiry_warnings(session_, subject, membership)})
     staff = is_provider_staff(session_, subject.person_id)
     return render_template("home/dashboard.html", cards=cards, subject=subject, is_staff=staff,
                            clients=clients_of_staff(session_, subject.person_id) if staff else [])
+
+
+def _expiry_warnings(session_, subject, membership) -> list:
+    """Certificates expiring soon (or just expired), shown to whoever may see the enterprise's
+    certificates: the decision point is asked, not logged, as for the application cards."""
+    if membership.role is Role.USER:
+        return []
+    if not decide(session_, subject, membership.enterprise_id, ACCESS_MANAGEMENT, "view",
+                  catalogue=catalogue()).allowed:
+        return []
+    return expiry_warnings(membership.enterprise_id)
 
 
 @bp.route("/lang/<code>", methods=["POST"])

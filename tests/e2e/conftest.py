@@ -91,8 +91,25 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_server(e2e_database_url, e2e_engine) -> Iterator[LiveServer]:
-    """The portal on 127.0.0.1:<free port>, in a background thread, on the e2e database (already migrated)."""
+def e2e_pki():
+    """The test PKI the live server trusts (its trust list is the app's TRUST_LIST), anchored on real time
+    like the server."""
+    from datetime import datetime, timezone
+
+    from tests.pki import TestPKI
+
+    return TestPKI(datetime.now(timezone.utc))
+
+
+@pytest.fixture(scope="session")
+def e2e_trust_list(e2e_pki, tmp_path_factory) -> Path:
+    return e2e_pki.write_trust_list(tmp_path_factory.mktemp("e2e-trust"))
+
+
+@pytest.fixture(scope="session")
+def live_server(e2e_database_url, e2e_engine, e2e_trust_list) -> Iterator[LiveServer]:
+    """The portal on 127.0.0.1:<free port>, in a background thread, on the e2e database (already migrated),
+    trusting the test PKI of `e2e_pki`."""
     from werkzeug.serving import make_server
 
     from access.clock import SystemClock, set_clock
@@ -104,6 +121,7 @@ def live_server(e2e_database_url, e2e_engine) -> Iterator[LiveServer]:
         "DATABASE_URL": e2e_database_url,
         "RATELIMIT_ENABLED": False,
         "SECRET_KEY": "e2e-" + secrets.token_hex(16),
+        "TRUST_LIST": str(e2e_trust_list),
     })
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="e2e-live-server", daemon=True)

@@ -269,7 +269,8 @@ def test_local_admin_reaches_every_password_tier_application_without_a_grant(sho
     for code in sorted(_apps(Tier.CERTIFICATE, employer=True)):
         response = browser.get(f"/enterprises/{e.id}/apps/{code}")
         assert response.status_code == 403, code
-        assert "requires a registered qualified certificate" in page(response).testid("deny-reason")
+        assert "requires proof of possession of the private key of an active qualified certificate" \
+            in page(response).testid("deny-reason")
 
     api = visitor()
     api.api_login(admin.login)

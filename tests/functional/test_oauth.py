@@ -150,7 +150,9 @@ def test_token_then_an_api_call_through_the_decision_point(machines, world, http
     assert stored.token_sha256 == clients.sha256_hex(body["access_token"])
     assert (stored.certificate_id, stored.scopes) == (machine.certificate.id, ["werkgeversrepertorium_beveiligd"])
     assert db_session.scalar(select(func.count()).select_from(UsedAssertion)) == 1
-    [issued] = audit_since(db_session, start)
+    use, issued = audit_since(db_session, start)
+    assert (use.action, use.details["purpose"], use.details["token_id"], use.actor_label) == \
+        ("certificate.use", "token", stored.id, machine.client_id)
     assert (issued.action, issued.outcome, issued.actor_label, issued.enterprise_id) == \
         ("oauth.token", "success", machine.client_id, employer.id)
     assert body["access_token"] not in str(issued.details)

@@ -146,3 +146,109 @@ def test_every_answer_of_the_body_parser_is_documented(document):
             if absent:
                 missing[f"{method.upper()} {path}"] = sorted(absent)
     assert missing == {}
+
+
+# --- issue 4: the machine API's security, the token endpoint, the certificates API ---------------
+
+
+def _operation(document, method: str, path: str) -> dict:
+    return document["paths"][path][method]
+
+
+def test_security_schemes_are_the_session_and_oauth2_client_credentials(document):
+    from access.catalogue import load_catalogue
+    from certificates.clients import allowed_scopes
+
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["session"] == {"type": "apiKey", "in": "cookie", "name": "portal_session",
+                                  "description": schemes["session"]["description"]}
+    assert (schemes["csrf"]["in"], schemes["csrf"]["name"]) == ("header", "X-CSRFToken")
+    oauth2 = schemes["oauth2"]
+    assert oauth2["type"] == "oauth2" and set(oauth2["flows"]) == {"clientCredentials"}
+    flow = oauth2["flows"]["clientCredentials"]
+    assert flow["tokenUrl"] == "http://portal.test/oauth/token"  # the `aud` of every client assertion
+    assert sorted(flow["scopes"]) == sorted(allowed_scopes(load_catalogue()))
+    assert "toegangsbeheer" not in flow["scopes"] and "portaalbeheer" not in flow["scopes"]
+    description = " ".join(document["info"]["description"].split())
+    for words in ("private_key_jwt", "kid", "SHA-256 thumbprint", "jti", "at most 300 seconds", "X-CSRFToken"):
+        assert words in description, words
+
+
+def test_the_token_url_follows_the_configuration(app, client):
+    app.config["OAUTH_TOKEN_URL"] = "https://portal.example/oauth/token"
+    document = client.get("/api/openapi.json").get_json()
+    assert document["components"]["securitySchemes"]["oauth2"]["flows"]["clientCredentials"]["tokenUrl"] == \
+        "https://portal.example/oauth/token"
+
+
+def test_each_operation_says_whether_a_bearer_token_may_call_it(document):
+    for path, method, operation in _operations(document):
+        bearer = operation["x-accepts-bearer-token"]
+        security = operation.get("security") or []
+        oauth2 = [requirement["oauth2"] for requirement in security if "oauth2" in requirement]
+        assert bool(oauth2) == bearer, (method, path)
+        if operation["x-decision-point"] in ("toegangsbeheer", "portaalbeheer", "public"):
+            assert not bearer, (method, path)  # a machine never manages access nor administers the portal
+        if method != "get":
+            for requirement in security:
+                if "session" in requirement:
+                    assert "csrf" in requirement, (method, path)  # a session's unsafe request needs the token
+    by_route = {(method, path): operation for path, method, operation in _operations(document)}
+    assert [r["oauth2"] for r in by_route[("post", "/api/v1/enterprises/{enterprise_id}/repertory/direct-changes")]
+            ["security"] if "oauth2" in r] == [["directe_wijziging"]]
+    assert by_route[("get", "/api/v1/enterprises/{enterprise_id}/repertory")]["x-accepts-bearer-token"] is True
+    assert by_route[("post", "/api/v1/files")]["x-accepts-bearer-token"] is True
+    # a change proposal is a person's (an API client uses directe wijziging)
+    assert by_route[("post", "/api/v1/enterprises/{enterprise_id}/proposals")]["x-accepts-bearer-token"] is False
+    for route in [r for r in by_route if "certificate" in r[1] or "api-clients" in r[1]]:
+        assert by_route[route]["x-accepts-bearer-token"] is False, route
+        assert by_route[route]["security"][0]["session"] == [], route
+
+
+def test_the_token_endpoint_is_described(document):
+    operation = document["components"]["pathItems"]["oauth-token"]["post"]
+    body = operation["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+    request = _resolve(document, body["$ref"])
+    assert set(request["required"]) == {"grant_type", "client_assertion_type", "client_assertion"}
+    assert request["properties"]["client_assertion_type"]["const"] == \
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    assert {"200", "400", "401"} <= set(operation["responses"])
+    token = _resolve(document, operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"])
+    assert set(token["required"]) == {"access_token", "token_type", "expires_in"}
+    for name in ("TokenRequest", "TokenResponse", "OAuthError"):
+        assert jsonschema_rs.meta.is_valid(document["components"]["schemas"][name]), name
+
+
+def test_the_certificates_api_is_documented(document):
+    register = _operation(document, "post", "/api/v1/enterprises/{enterprise_id}/certificates")
+    assert register["x-decision-point"] == "toegangsbeheer" and "201" in register["responses"]
+    assert "nothing is stored" in " ".join(register["description"].split())
+    problem = document["components"]["schemas"]["Problem"]
+    assert "checks" in problem["properties"]  # the refusal's list of checks
+    requests = _operation(document, "post", "/api/v1/enterprises/{enterprise_id}/certificate-requests")
+    assert "never hands a private key over a machine channel" in " ".join(requests["description"].split())
+    assert "never generates keys" in requests["summary"]
+    paths = {path for path, _, _ in _operations(document)}
+    assert not any("generate" in path or "key" in path for path in paths)  # no key generation on the API
+
+
+@pytest.mark.parametrize("model,valid,invalid", [
+    ("CertificateIn", {"certificate": "-----BEGIN CERTIFICATE-----", "successor_of": 3},
+     {"certificate": "x", "successor_of": 0}),
+    ("CertificateIn", {"certificate_der_base64": "MA=="}, {"certificate": "x", "chain": "y"}),
+    ("RevokeIn", {}, {"reason": "line\nbreak"}),
+    ("CertificateRequestIn", {"csr": "-----BEGIN CERTIFICATE REQUEST-----"}, {}),
+])
+def test_certificate_body_schemas_agree_with_the_api(document, model, valid, invalid):
+    from pydantic import ValidationError
+
+    from portal.api import certificate_schemas
+
+    cls = getattr(certificate_schemas, model)
+    validator = jsonschema_rs.validator_for({"$ref": f"#/components/schemas/{model}",
+                                             "components": document["components"]})
+    assert validator.is_valid(valid)
+    cls.model_validate(valid)
+    assert not validator.is_valid(invalid)
+    with pytest.raises(ValidationError):
+        cls.model_validate(invalid)

@@ -3,14 +3,21 @@ version behind its right, change proposals and the officer's decision. HTML and
 JSON API."""
 from __future__ import annotations
 
+import base64
 from datetime import date
 
 import pytest
 from sqlalchemy import select
 
 from access.models import Enterprise
-from repertory.models import ChangeProposal, ProposalStatus
+from audit.models import AuditRecord
+from certificates.validation import load_trust_list
+from repertory.models import ChangeProposal, ProposalStatus, RecordChange
+from tests.conftest import DEFAULT_NOW
 from tests.functional.helpers import NothingWritten, location_path, page, problem_of
+from tests.functional.test_oauth import Machines, bearer, get_token
+from tests.pki import TestPKI
+from tests.unit.filechannel.helpers import batch, sign_b64
 
 DAY = date(2026, 11, 2)
 
@@ -240,3 +247,71 @@ def test_change_proposal_needs_the_right(bakery, visitor, db_session):
         response = editor.post(f"/enterprises/{e.id}/proposals", {"name": "Bakkerij Zoet"})
     assert response.status_code == 422
     assert page(response).field_errors("name") == ["The proposal changes nothing: fill in at least one new value."]
+
+
+# --- directe wijziging in the history ---------------------------------------------------------------
+
+
+def test_history_shows_the_certificate_that_proved_each_direct_change_html(bakery, world, visitor, officer_web,
+                                                                          officer, app, clock, tmp_path, db_session):
+    """A change by an API client's certificate-bound token, one from a signed file, and a reviewed
+    proposal: the secured version tells them apart, and names the certificate of each direct change."""
+    e, admin = bakery["enterprise"], bakery["admin"]
+    pki = TestPKI(DEFAULT_NOW)
+    machines = Machines(world, pki, load_trust_list(pki.write_trust_list(tmp_path / "trust")), clock)
+    machine = machines.client(e, scopes=("directe_wijziging",))
+    certificate = machine.certificate
+    http = app.test_client(use_cookies=False)
+    token = get_token(http, machine)
+    response = bearer(http, "POST", f"/api/v1/enterprises/{e.id}/repertory/direct-changes", token,
+                      json={"legal_form": "NV"})
+    assert response.status_code == 201, response.get_data(as_text=True)
+    by_api = response.get_json()["id"]
+
+    sender = visitor()
+    assert sender.api_login(admin.login).status_code == 200
+    content = batch(e.kbo_number, {"employer": e.kbo_number, "street": "Molenstraat 3"})
+    response = sender.api("POST", "/api/v1/files", {"content": base64.b64encode(content).decode(),
+                                                    "signature": sign_b64(machine.issued, content).decode()})
+    assert response.status_code == 201, response.get_data(as_text=True)
+    by_file = response.get_json()["results"][0]["record_change_id"]
+
+    proposal = world.proposal(e, bakery["editor"], city="Brugge", postal_code="8000")
+    assert officer_web.post(f"/officer/proposals/{proposal.id}", {"accept": "yes"}).status_code == 302
+    reviewed = db_session.scalar(select(RecordChange.id).where(RecordChange.proposal_id == proposal.id))
+
+    editor = visitor()
+    editor.login(bakery["editor"].login)
+    shown = page(editor.get(f"/enterprises/{e.id}/repertory"))
+    short = certificate.fingerprint[:16]
+
+    api_line = shown.testid(f"change-{by_api}")
+    assert shown.testid(f"change-{by_api}-kind") == "directe wijziging via the API"
+    assert "by an API client" in api_line and "legal_form: BV → NV" in api_line
+    proof = shown.find(data_testid=f"change-{by_api}-certificate")
+    assert proof.text == f"proved with certificate {short} ({certificate.subject})"
+    assert proof.attrs["title"] == f"SHA-256 {certificate.fingerprint}"
+
+    file_line = shown.testid(f"change-{by_file}")
+    assert shown.testid(f"change-{by_file}-kind") == "directe wijziging by signed file"
+    assert f"by {admin.name}" in file_line and "→ Molenstraat 3" in file_line
+    assert shown.testid(f"change-{by_file}-certificate") == proof.text
+
+    proposal_line = shown.testid(f"change-{reviewed}")
+    assert shown.testid(f"change-{reviewed}-kind") == f"accepted change proposal #{proposal.id}"
+    assert f"reviewed by {officer.name}" in proposal_line and "city: Gent → Brugge" in proposal_line
+    assert shown.testid(f"change-{reviewed}-certificate") is None and "directe wijziging" not in proposal_line
+
+    history = editor.api("GET", f"/api/v1/enterprises/{e.id}/repertory").get_json()["history"]
+    assert {h["source"]: h["certificate"] for h in history} == {
+        "direct_change": certificate.fingerprint, "file_message": certificate.fingerprint, "proposal": None}
+
+    # The security officer finds each use of the certificate under one action.
+    db_session.expire_all()
+    uses = db_session.scalars(select(AuditRecord).where(AuditRecord.action == "certificate.use")
+                              .order_by(AuditRecord.id)).all()
+    assert [u.details["purpose"] for u in uses] == ["token", "direct-change", "file-message"]
+    assert {u.details["certificate_id"] for u in uses} == {certificate.id}
+    assert uses[1].details["record_change_id"] == by_api and uses[1].actor_label == machine.client_id
+    assert uses[2].details["reference"] == response.get_json()["reference"]
+    assert token not in str([u.details for u in uses])

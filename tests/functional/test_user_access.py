@@ -12,7 +12,9 @@ from tests.functional.helpers import page, problem_of
 
 CATALOGUE = load_catalogue()
 DAY = date(2026, 11, 2)
-CERTIFICATE_REASON = "This application requires a registered qualified certificate."
+CERTIFICATE_REASON = ("This application requires proof of possession of the private key of an active qualified "
+                      "certificate of the enterprise: use the API with a certificate-bound token, or send a signed "
+                      "file.")
 
 
 def _free(employer: bool = True) -> set[str]:
@@ -116,7 +118,8 @@ def test_certificate_tier_is_refused_even_with_a_right_html(firm, world, visitor
         response = browser.get(f"/enterprises/{enterprise.id}/apps/{code}")
         assert response.status_code == 403
         assert page(response).testid("deny-reason") == CERTIFICATE_REASON
-        assert "requires a registered qualified certificate" in page(response).text
+        assert "requires proof of possession of the private key of an active qualified certificate" \
+            in page(response).text
 
 
 def test_certificate_tier_is_refused_api(firm, world, visitor):

@@ -292,6 +292,18 @@ def test_only_the_tokens_hash_is_stored(factories, client, ctx):
     assert clients.authenticate_token(factories.session, value, DEFAULT_NOW + timedelta(seconds=299)) == token
 
 
+def test_issuing_a_token_is_a_use_of_the_certificate(factories, client, ctx):
+    """Searching certificate.use finds the token, by its id and client: never the token nor the assertion."""
+    value = clients.new_token_value()
+    token = clients.record_token(factories.session, client, value, ["dmfa"], lifetime=300, by=ctx, jti="j-use")
+    [use] = factories.session.scalars(select(AuditRecord).where(AuditRecord.action == "certificate.use")).all()
+    assert use.outcome == "success" and use.enterprise_id == client.enterprise_id
+    assert use.details == {"certificate_id": client.certificate_id, "fingerprint": client.certificate.fingerprint,
+                           "purpose": "token", "client_id": client.client_id, "token_id": token.id,
+                           "jti_sha256": clients.sha256_hex("j-use")}
+    assert value not in str(use.details) and "j-use" not in str(use.details)
+
+
 def test_token_refusals(factories, client, ctx):
     value = clients.new_token_value()
     token = clients.record_token(factories.session, client, value, ["dmfa"], lifetime=300, by=ctx)
@@ -359,3 +371,31 @@ def test_one_assertion_racing_on_parallel_connections_is_accepted_once(database_
         assert outcomes == ["accepted"] + ["jti-replayed"] * (RACERS - 1)
         with Session(engine) as session:
             assert _count(session, UsedAssertion) == 1
+
+
+def test_purge_expired_forgets_only_what_can_no_longer_be_used(factories, client, ctx):
+    """Expired assertions (past the clock skew) and expired tokens go; the rest stays; the purge is audited."""
+    session = factories.session
+    now = DEFAULT_NOW + timedelta(hours=1)
+    for jti, expires in (("long-gone", now - timedelta(minutes=10)), ("within-skew", now - timedelta(seconds=20)),
+                         ("running", now + timedelta(seconds=60))):
+        clients.use_jti(session, client, jti, expires)
+    expired = clients.record_token(session, client, clients.new_token_value(), ["dmfa"], lifetime=300, by=ctx,
+                                   now=now - timedelta(minutes=6))
+    running_value = clients.new_token_value()
+    running = clients.record_token(session, client, running_value, ["dmfa"], lifetime=300, by=ctx,
+                                   now=now - timedelta(minutes=1))
+    expired_id = expired.id
+
+    purged = clients.purge_expired(session, now, by=ctx)
+
+    assert purged == clients.Purged(used_assertions=1, access_tokens=1)
+    session.expire_all()
+    assert sorted(session.scalars(select(UsedAssertion.jti))) == ["running", "within-skew"]
+    assert list(session.scalars(select(AccessToken.id))) == [running.id] and running.id != expired_id
+    assert clients.authenticate_token(session, running_value, now) == running
+    entry = session.scalars(select(AuditRecord).order_by(AuditRecord.id.desc())).first()
+    assert (entry.action, entry.outcome, entry.actor_label) == ("oauth.purge", "success", "test")
+    assert entry.details["used_assertions"] == 1 and entry.details["access_tokens"] == 1
+    # Nothing left to purge: a second run says so.
+    assert clients.purge_expired(session, now, by=ctx) == clients.Purged(0, 0)

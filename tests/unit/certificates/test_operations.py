@@ -65,6 +65,12 @@ def test_successor_and_revocation(factories, pki, trust, ctx):
     assert first.state is CertificateState.REVOKED and not first.usable_on(DEFAULT_NOW)
     with pytest.raises(cops.Conflict):
         cops.revoke_certificate(factories.session, first, None, by=ctx)
+    before = factories.session.scalar(select(func.count()).select_from(Certificate))
+    with pytest.raises(cops.Conflict) as refused:  # a revoked certificate gets no successor
+        cops.register_certificate(factories.session, employer, pki.seal(employer.kbo_number).pem_with_chain,
+                                  trust=trust, by=ctx, successor_of=first)
+    assert refused.value.field == "successor_of"
+    assert factories.session.scalar(select(func.count()).select_from(Certificate)) == before
 
 
 def test_csr_upload_and_generated_key_are_fulfilled_by_the_certificate(factories, pki, trust, ctx):

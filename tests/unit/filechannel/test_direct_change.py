@@ -57,6 +57,34 @@ def test_provider_client_under_mandate_with_its_own_certificate(kit, world: Worl
         == world.secretariat.enterprise.id
 
 
+def test_a_direct_change_is_audited_as_a_use_of_its_certificate(kit, world: World):
+    employer = world.employer.enterprise
+    change = apply_direct_change(kit.session, employer, {"legal_form": "NV"}, certificate=world.certificate,
+                                 by=world.employer.ctx)
+    [use] = audit_records(kit.session, "certificate.use")
+    assert use.details == {"certificate_id": world.certificate.id, "fingerprint": world.certificate.fingerprint,
+                           "purpose": "direct-change", "record_change_id": change.id}
+    assert (use.enterprise_id, use.application, use.actor_person_id) == \
+        (employer.id, "directe_wijziging", world.employer.admin.person.id)
+
+
+def test_a_providers_direct_change_names_the_employer_and_the_provider(kit, world: World):
+    employer = world.employer.enterprise
+    by = RequestContext(actor_label="client-9", provider_enterprise_id=world.secretariat.enterprise.id)
+    apply_direct_change(kit.session, employer, {"legal_form": "NV"}, certificate=world.secretariat_certificate,
+                        by=by)
+    [use] = audit_records(kit.session, "certificate.use")
+    assert use.details["certificate_id"] == world.secretariat_certificate.id
+    assert (use.enterprise_id, use.provider_enterprise_id) == (employer.id, world.secretariat.enterprise.id)
+
+
+def test_a_refused_direct_change_is_no_use(kit, world: World):
+    with pytest.raises(ValidationError):
+        apply_direct_change(kit.session, world.employer.enterprise, {}, certificate=world.certificate,
+                            by=world.employer.ctx)
+    assert audit_records(kit.session, "certificate.use") == []
+
+
 def test_a_certificate_that_does_not_prove_it_is_refused(kit, world: World):
     """Called without the decision point's proof: a certificate of another enterprise, or not active."""
     employer = world.employer.enterprise

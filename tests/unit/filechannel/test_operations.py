@@ -134,6 +134,30 @@ def test_provider_client_sends_one_batch_for_two_client_employers(kit, world):
     assert {r.enterprise_id for r in direct} == {first.id, second.id}
 
 
+def test_an_accepted_message_is_one_use_of_the_signers_certificate(kit, world):
+    """One certificate.use per message, naming its reference; its direct changes write none of their own."""
+    first, second = world.employer.enterprise, world.client.enterprise
+    content = batch(world.secretariat.enterprise.kbo_number, {"employer": first.kbo_number, "legal_form": "NV"},
+                    {"employer": second.kbo_number, "legal_form": "NV"})
+    uses_before = len(audit_records(kit.session, "certificate.use"))
+    receipt = send(kit, client_of(world.secretariat), content, sign_b64(world.secretariat_seal, content))
+    uses = audit_records(kit.session, "certificate.use")[uses_before:]
+    assert [use.details for use in uses] == [{
+        "certificate_id": world.secretariat_certificate.id, "fingerprint": world.secretariat_certificate.fingerprint,
+        "purpose": "file-message", "reference": receipt.reference, "message_type": "repertory-changes",
+        "content_sha256": receipt.receipt["content_sha256"]}]
+    assert uses[0].enterprise_id == world.secretariat.enterprise.id
+    assert uses[0].application == "bestandsoverdracht"
+
+
+def test_a_refused_message_is_no_use_of_the_certificate(kit, world):
+    content = own_batch(world)
+    uses_before = len(audit_records(kit.session, "certificate.use"))
+    refused(kit, "digest-mismatch", lambda: send(kit, admin_of(world.employer), content.replace(b"Brugge", b"Gent"),
+                                                 sign_b64(world.seal, content)))
+    assert len(audit_records(kit.session, "certificate.use")) == uses_before
+
+
 def test_provider_staff_member_assigned_to_the_employer_sends_under_the_mandate(kit, world):
     mandate = kit.session.scalars(select(kit_mandate_model()).where(
         kit_mandate_model().employer_id == world.employer.enterprise.id)).one()

@@ -176,7 +176,7 @@ def revoke_certificate(session: Session, certificate: Certificate, reason: str |
                        state: CertificateState = CertificateState.REVOKED) -> Certificate:
     """Revoked (or retired after a successor) in the portal: it stops working at once."""
     if certificate.state is not CertificateState.ACTIVE:
-        raise Conflict("This certificate is %(state)s already.", "certificate_id", state=certificate.state.value)
+        raise Conflict("This certificate is %(status)s already.", "certificate_id", status=certificate.state.value)
     before = certificate_snapshot(certificate)
     certificate.state = state
     certificate.revoked_at, certificate.revoked_by_id = utcnow(), by.actor_person_id
@@ -203,7 +203,7 @@ def upload_csr(session: Session, enterprise: Enterprise, pem: bytes, *, by: Requ
     identifier = csr.subject.get_attributes_for_oid(x509.ObjectIdentifier(ORGANIZATION_IDENTIFIER))
     expected = {f"NTRBE-{enterprise.kbo_number}", f"VATBE-{enterprise.kbo_number}"}
     if not identifier or str(identifier[0].value) not in expected:
-        raise ValidationError("The request's organizationIdentifier must be NTRBE-%(kbo)s.", "csr",
+        raise ValidationError("The request's organizationIdentifier must be NTRBE-%(kbo)s or VATBE-%(kbo)s.", "csr",
                               kbo=enterprise.kbo_number)
     _require_strong_key(csr.public_key())
     return _keep_request(session, enterprise, csr, generated=False, by=by)

@@ -259,7 +259,7 @@ def _authorise(ctx: _Context, subject: Subject, catalogue: Catalogue, message_ty
             if not decision.allowed:
                 status = 401 if decision.reason.code == "login-required" else 403
                 raise ctx.refuse(MessageRefused(
-                    decision.reason.code, status, "Item %(item)s, %(kbo)s: %(reason)s.", item=number,
+                    decision.reason.code, status, "Item %(item)s, %(kbo)s: %(reason)s", item=number,
                     decision=decision, kbo=enterprise.kbo_display, reason=decision.reason.text))
             decisions[enterprise.id] = decision
     return decisions

@@ -4,6 +4,7 @@ The decision point speaks English in the audit log; users read these."""
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext
 
 from access.decision import Step
 from portal.context import catalogue
@@ -105,9 +106,12 @@ def error_text(error) -> str:
     template = gettext(error.template)
     params = dict(error.params)
     locale = str(get_locale() or "nl")
-    for key in ("role", "status", "label"):
+    for key in ("role", "status", "state", "label"):
         if isinstance(params.get(key), str):
-            params[key] = gettext(params[key])
+            # A certificate's status has its own labels ("not-yet-valid" is no msgid); others are msgids.
+            # (`state` is the status where a class already uses `status` for the HTTP status.)
+            label = _CERTIFICATE_STATUSES.get(params[key]) if key in ("status", "state") else None
+            params[key] = str(label) if label is not None else gettext(params[key])
     if isinstance(params.get("group"), str):
         params["group"] = group_name(params["group"])
     if isinstance(params.get("application"), str):
@@ -123,8 +127,15 @@ def error_text(error) -> str:
 
 _ROLES = {"local_admin": _l("local administrator"), "co_admin": _l("co-administrator"), "user": _l("user")}
 # Certificate.status_on: what the decision point and the certificate pages say of a certificate.
-_CERTIFICATE_STATUSES = {"active": _l("active"), "expiring": _l("expiring"), "expired": _l("expired"),
-                         "revoked": _l("revoked"), "replaced": _l("replaced"), "not-yet-valid": _l("not yet valid")}
+# A context of their own: a certificate is "ingetrokken" where a mandate is "herroepen".
+_CERTIFICATE_STATUSES = {
+    "active": lazy_pgettext("certificate status", "active"),
+    "expiring": lazy_pgettext("certificate status", "expiring"),
+    "expired": lazy_pgettext("certificate status", "expired"),
+    "revoked": lazy_pgettext("certificate status", "revoked"),
+    "replaced": lazy_pgettext("certificate status", "replaced"),
+    "not-yet-valid": lazy_pgettext("certificate status", "not yet valid"),
+}
 _STATUSES = {"pending": _l("pending"), "accepted": _l("accepted"), "rejected": _l("rejected")}
 
 

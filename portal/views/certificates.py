@@ -6,12 +6,14 @@ Thin views: the rules live in certificates.operations and certificates.clients; 
 decision point (access management, action `view`, `manage_certificates` or `manage_api_clients`)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext
 from werkzeug.datastructures import FileStorage
 
 from access import operations as ops
@@ -55,7 +57,8 @@ CHECK_LABELS = {
     "unique": _l("Not bound to another enterprise"),
 }
 
-CLIENT_STATUS_LABELS = {"active": _l("active"), "revoked": _l("revoked")}
+CLIENT_STATUS_LABELS = {"active": lazy_pgettext("certificate status", "active"),
+                        "revoked": lazy_pgettext("certificate status", "revoked")}
 
 
 def status_label(status: str) -> str:
@@ -144,7 +147,7 @@ def _upload_form(certificates: list[Certificate], now: datetime, *, bound: bool 
     # Bound: Flask-WTF reads the request's form and files together (the upload is a file).
     form = CertificateUploadForm() if bound else CertificateUploadForm(formdata=None)
     form.successor_of.choices = choices([(0, _("— a new certificate, not a successor —"))] + [
-        (c.id, f"{c.subject} · {c.serial_number} · {_('until %(day)s', day=as_utc(c.not_after).date().isoformat())}")
+        (c.id, " · ".join((c.subject, c.serial_number, _("until %(day)s", day=as_utc(c.not_after).date().isoformat()))))
         for c in _active(certificates, now)])
     return form
 
@@ -380,5 +383,6 @@ def expiry_warnings(enterprise_id: int, now: datetime | None = None) -> list[Exp
     now = now or utcnow()
     found = cops.expiring_certificates(get_session(), enterprise_id, now, days_before=WARN_DAYS_BEFORE,
                                        days_after=WARN_DAYS_AFTER)
-    return [ExpiryWarning(c, c.status_on(now, warn_days=WARN_DAYS_BEFORE), (as_utc(c.not_after) - now).days)
-            for c in found]
+    # Days left rounded up: a certificate expiring in 5 hours expires "in 1 day", never "in 0 days".
+    return [ExpiryWarning(c, c.status_on(now, warn_days=WARN_DAYS_BEFORE),
+                          math.ceil((as_utc(c.not_after) - now).total_seconds() / 86400)) for c in found]

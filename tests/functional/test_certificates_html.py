@@ -400,7 +400,7 @@ def test_a_csr_for_another_enterprise_is_refused(scene, visitor, db_session):
                                 {"csr": upload(csr_for(scene.other.kbo_number), "seal.csr")})
     assert response.status_code == 422
     assert page(response).field_errors("csr") == [
-        f"The request's organizationIdentifier must be NTRBE-{scene.employer.kbo_number}."]
+        f"The request's organizationIdentifier must be NTRBE-{scene.employer.kbo_number} or VATBE-{scene.employer.kbo_number}."]
 
 
 def _public_key_sha256(public_key) -> str:

@@ -111,4 +111,5 @@ def test_a_machine_clients_refusal_reads_as_its_text(app, world, clock, tmp_path
                       json={"content": base64.b64encode(content).decode(),
                             "signature": sign_b64(machine.issued, content).decode()})
     body = problem_of(response, 403, "outside-token-scope")
-    assert body["detail"].startswith(f"Item 1, {employer.kbo_display}: The access token's scope does not include ")
+    # No Accept-Language: the portal's default language, Dutch.
+    assert body["detail"].startswith(f"Item 1, {employer.kbo_display}: De scope van het toegangstoken omvat ")

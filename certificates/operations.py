@@ -3,7 +3,7 @@ once, successors, revocation, expiry warnings, revocation re-checks. Like every 
 flush, audit record in the same transaction, no commit."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cryptography import x509
@@ -189,6 +189,25 @@ def revoke_certificate(session: Session, certificate: Certificate, reason: str |
     return certificate
 
 
+def active_successor(session: Session, certificate: Certificate, now: datetime | None = None) -> Certificate | None:
+    """A successor of this certificate that works now (registered, active, inside its validity period)."""
+    now = now or utcnow()
+    return next((s for s in session.scalars(select(Certificate).where(Certificate.predecessor_id == certificate.id,
+                                                                       Certificate.state == CertificateState.ACTIVE)
+                                            .order_by(Certificate.id)) if s.usable_on(now)), None)
+
+
+def retire_certificate(session: Session, certificate: Certificate, *, by: RequestContext,
+                       now: datetime | None = None) -> Certificate:
+    """End the overlap: the predecessor of an active successor is `replaced` and stops working at once
+    (its API clients too: bind them to the successor)."""
+    successor = active_successor(session, certificate, now)
+    if successor is None:
+        raise Conflict("Retire a certificate only once its successor is registered and active.", "certificate_id")
+    return revoke_certificate(session, certificate, f"replaced by #{successor.id} ({successor.fingerprint[:16]})",
+                              by=by, state=CertificateState.REPLACED)
+
+
 # --- CSRs and keys ---------------------------------------------------------------------------
 
 
@@ -308,22 +327,32 @@ def send_expiry_warnings(session: Session, *, by: RequestContext, now: datetime 
 class RecheckResult:
     checked: int
     revoked: list[Certificate]
+    # Status unknown (stale or missing CRL, no OCSP answer): not stamped as checked, audited, and the
+    # CLI exits non-zero so that cron reports it; the certificate keeps working until an operator acts.
+    undetermined: list[tuple[Certificate, str]] = field(default_factory=list)
 
 
 def recheck_revocation(session: Session, trust: TrustList, *, by: RequestContext,
                        now: datetime | None = None) -> RecheckResult:
     """Re-check every active certificate against the trust list's current CRLs/OCSP responses."""
     now = now or utcnow()
-    revoked = []
+    revoked, undetermined = [], []
     certificates = list(session.scalars(select(Certificate).where(Certificate.state == CertificateState.ACTIVE)))
     for certificate in certificates:
         cert = x509.load_der_x509_certificate(certificate.der)
         chain = parse_certificates(certificate.chain_pem.encode()) if certificate.chain_pem else []
         validation = validate_certificate(cert, chain, kbo=certificate.enterprise.kbo_number, trust=trust, now=now)
         revocation = next(check for check in validation.checks if check.code == "revocation")
-        certificate.revocation_checked_at = now
-        if not revocation.ok and revocation.detail.startswith("revoked"):
+        if revocation.ok:
+            certificate.revocation_checked_at = now
+        elif revocation.detail.startswith("revoked"):
+            certificate.revocation_checked_at = now
             revoke_certificate(session, certificate, f"revoked by its CA ({revocation.detail})"[:200], by=by)
             revoked.append(certificate)
+        else:
+            undetermined.append((certificate, revocation.detail))
+            record(session, by, action="certificate.recheck_failed", outcome="failure",
+                   enterprise_id=certificate.enterprise_id, reason=revocation.detail[:500],
+                   details={"certificate_id": certificate.id, "fingerprint": certificate.fingerprint})
     session.flush()
-    return RecheckResult(len(certificates), revoked)
+    return RecheckResult(len(certificates), revoked, undetermined)

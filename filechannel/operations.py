@@ -104,6 +104,11 @@ def receive_message(session: Session, content: bytes, signature_b64: bytes, *, s
                     by: RequestContext, catalogue: Catalogue, registry: Registry | None = None) -> Receipt:
     """Receive a signed message: `content` is the file's bytes, `signature_b64` its detached CMS
     signature (DER, base64; a PEM-armoured one is accepted too). Raises MessageRefused."""
+    if subject.anonymous:
+        # Nothing of an anonymous file is read (signature, replay lookup, enterprises) and nothing is
+        # written: an anonymous client must neither learn about earlier messages nor fill the audit trail.
+        raise MessageRefused("login-required", 401, "Log in, or use a bearer token of an API client, to send a file.",
+                             None)
     registry = registry or default_registry()
     ctx = _Context(session, by, hashlib.sha256(content or b"").hexdigest())
     if not content:

@@ -209,9 +209,16 @@ def certificates_recheck(trust_list) -> None:
         result = recheck_revocation(session, trust, by=CLI_CONTEXT)
         lines = [f"Revoked: {c.fingerprint} {c.subject} ({c.enterprise.kbo_display} {c.enterprise.name}): "
                  f"{c.revocation_reason}" for c in result.revoked]
+        unknown = [f"Status unknown: {c.fingerprint} {c.subject} ({c.enterprise.kbo_display} {c.enterprise.name}): "
+                   f"{detail}" for c, detail in result.undetermined]
     click.echo(f"Checked {result.checked} active certificate(s); {len(result.revoked)} revoked by their CA.")
     for line in lines:
         click.echo(line)
+    if unknown:
+        # Hard-fail reporting: refresh the trust list's CRLs (or OCSP responses) and run again.
+        for line in unknown:
+            click.echo(line, err=True)
+        raise SystemExit(1)
 
 
 @certificates_cli.command("warn-expiry")

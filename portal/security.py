@@ -29,6 +29,25 @@ def init_app(app: Flask) -> None:
         return response
 
     @app.before_request
+    def _refuse_nul_characters():
+        """No query parameter or form field of the portal means a NUL character, and PostgreSQL text
+        cannot hold one: refuse it at the door (4xx naming the field) instead of failing in the driver."""
+        from flask import abort
+        from werkzeug.datastructures import MultiDict
+
+        from portal.errors import problem, wants_json
+
+        form = request.form if request.mimetype != "application/json" else MultiDict()
+        for name, values in (*request.args.lists(), *form.lists()):
+            if "\x00" in name or any("\x00" in value for value in values):
+                field = name.replace("\x00", "")
+                detail = f"{field}: text may not contain the NUL character."
+                if wants_json():
+                    return problem(422, "invalid-input", detail, field=field)
+                abort(400, detail)
+        return None
+
+    @app.before_request
     def _first_login_gate():
         """Until the issued credentials are replaced, the account reaches nothing else."""
         from flask_login import current_user

@@ -152,6 +152,16 @@ def certificate_revoke(enterprise_id: int, certificate_id: int, payload: c.Revok
     return _certificate_out(cops.revoke_certificate(session, certificate, payload.reason, by=request_context()))
 
 
+@api_route("/enterprises/<int:enterprise_id>/certificates/<int:certificate_id>/retire", "POST",
+           summary="End the overlap with an active successor: the certificate becomes `replaced` and stops working",
+           tag="certificates", gate=ACCESS_MANAGEMENT, response=c.CertificateOut)
+def certificate_retire(enterprise_id: int, certificate_id: int):
+    check(ACCESS_MANAGEMENT, MANAGE_CERTIFICATES, enterprise_id)
+    session = get_session()
+    certificate = cops.get_certificate(session, _enterprise(enterprise_id), certificate_id)
+    return _certificate_out(cops.retire_certificate(session, certificate, by=request_context()))
+
+
 # --- certificate signing requests -----------------------------------------------------------------
 
 

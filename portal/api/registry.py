@@ -74,6 +74,21 @@ def api_route(rule: str, method: str, *, summary: str, tag: str, gate: str, body
     return decorator
 
 
+def _nul_in(value, where: str = "") -> str | None:
+    """The path of the first string holding U+0000 (no field of the portal means one, and PostgreSQL
+    text cannot store it), or None."""
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return f"{where}.{key}".strip(".").replace("\x00", "")
+        found = _nul_in(item, f"{where}.{key}".strip("."))
+        if found is not None:
+            return found
+    return None
+
+
 def _parse_body(model: type[BaseModel], max_bytes: int | None = None):
     limit = max_bytes or current_app.config["API_MAX_JSON_BYTES"]
     if request.content_length is not None and request.content_length > limit:
@@ -87,6 +102,10 @@ def _parse_body(model: type[BaseModel], max_bytes: int | None = None):
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         return problem(400, "malformed-json", f"The body is not valid JSON: {error}.")
+    where = _nul_in(data)
+    if where is not None:
+        return problem(422, "invalid-input", f"{where or 'body'}: text may not contain the NUL character.",
+                       field=where or None)
     try:
         return model.model_validate(data)
     except PydanticError as error:

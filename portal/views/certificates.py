@@ -24,13 +24,13 @@ from access.errors import DomainError, NotFound
 from access.models import Enterprise
 from certificates import clients
 from certificates import operations as cops
-from certificates.models import Certificate, CertificateRequest
+from certificates.models import Certificate, CertificateRequest, CertificateState
 from portal.context import catalogue, current_subject, request_context
 from portal.database import get_session
 from portal.forms import (ApiClientForm, ButtonForm, CertificateUploadForm, CsrUploadForm, GenerateKeyForm,
                           RevokeCertificateForm, apply_domain_error, choices)
 from portal.gate import gated
-from portal.messages import certificate_status_label
+from portal.messages import certificate_status_label, error_text
 from portal.oauth import token_endpoint_url
 from portal.trust import current_trust_list
 
@@ -108,6 +108,7 @@ class CertificateRow:
     certificate: Certificate
     status: str
     successors: list[Certificate]
+    retirable: bool  # an active successor took over: the overlap can end
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,9 @@ def _rows(certificates: list[Certificate], now: datetime) -> list[CertificateRow
     for certificate in certificates:
         if certificate.predecessor_id is not None:
             successors.setdefault(certificate.predecessor_id, []).append(certificate)
-    return [CertificateRow(c, c.status_on(now), successors.get(c.id, [])) for c in certificates]
+    return [CertificateRow(c, c.status_on(now), successors.get(c.id, []),
+                           any(s.usable_on(now) and s.state is CertificateState.ACTIVE for s in successors.get(c.id, [])))
+            for c in certificates]
 
 
 def _pending_requests(enterprise_id: int) -> list[CertificateRequest]:
@@ -227,6 +230,23 @@ def revoke(enterprise_id: int, certificate_id: int):
         apply_domain_error(form, error)
         return _page(enterprise, error.status, revoke_forms={certificate.id: form})
     flash(_("The certificate is revoked: it no longer works, for any API client or signed file."), "success")
+    return redirect(url_for("certificates.index", enterprise_id=enterprise.id))
+
+
+@bp.route("/certificates/<int:certificate_id>/retire", methods=["POST"])
+@gated(ACCESS_MANAGEMENT, MANAGE_CERTIFICATES)
+def retire(enterprise_id: int, certificate_id: int):
+    session = get_session()
+    enterprise = ops.get_enterprise(session, enterprise_id)
+    certificate = cops.get_certificate(session, enterprise, certificate_id)
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    try:
+        cops.retire_certificate(session, certificate, by=request_context())
+    except DomainError as error:
+        flash(error_text(error), "error")
+        return _page(enterprise, error.status)
+    flash(_("The certificate is replaced by its successor and no longer works."), "success")
     return redirect(url_for("certificates.index", enterprise_id=enterprise.id))
 
 

@@ -149,6 +149,19 @@ def test_a_successor_overlaps_its_predecessor(pki, trust_path, world, employer, 
     listed = {c["id"]: c for c in admin.api("GET", path(employer)).get_json()}
     assert listed[first["id"]]["successor_ids"] == [second["id"]]
     assert listed[first["id"]]["status"] == listed[second["id"]]["status"] == "active"  # both valid
+    # the overlap ends when the administrator retires the predecessor
+    retired = admin.api("POST", path(employer, f"certificates/{first['id']}/retire"))
+    assert retired.status_code == 200 and retired.get_json()["status"] == "replaced"
+    listed = {c["id"]: c["status"] for c in admin.api("GET", path(employer)).get_json()}
+    assert listed == {first["id"]: "replaced", second["id"]: "active"}
+
+
+def test_a_certificate_without_an_active_successor_is_not_retired(machines, employer, admin, db_session):
+    certificate, _ = machines.certificate(employer)
+    with Unchanged(db_session, ALLOWED):
+        problem = problem_of(admin.api("POST", path(employer, f"certificates/{certificate.id}/retire")), 409,
+                             "conflict")
+    assert "successor" in problem["detail"]
 
 
 def test_a_registered_csr_is_fulfilled_by_its_certificate(pki, trust_path, employer, admin, db_session):

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from access.clock import as_utc
 from certificates import clients
 from certificates import operations as cops
 from certificates.models import AccessToken, Certificate, CertificateState, ExpiryNotice, UsedAssertion
@@ -105,6 +106,31 @@ def test_recheck_without_a_readable_trust_list_changes_nothing(cli, machines, wo
     assert "Cannot read the trust list" in result.output and "missing.toml" in result.output
     assert _state(db_session, certificate) is CertificateState.ACTIVE
     assert audit_since(db_session, start) == []
+
+
+def test_recheck_without_revocation_information_is_reported_not_passed(cli, machines, world, db_session, tmp_path,
+                                                                       trust_path, clock):
+    """Hard-fail: a status that cannot be established (no or stale CRL) is neither "checked" nor silent."""
+    certificate, _ = machines.certificate(world.employer())
+    checked_before = db_session.get(Certificate, certificate.id).revocation_checked_at
+    stale = tmp_path / "no-crl" / "trust_list.toml"
+    stale.parent.mkdir()
+    for name in ("root.pem", "qtsp.pem"):
+        (stale.parent / name).write_bytes((trust_path.parent / name).read_bytes())
+    stale.write_text('anchors = ["root.pem"]\nintermediates = ["qtsp.pem"]\n')
+    start = last_audit_id(db_session)
+    clock.advance(days=1)  # a stamp of this run would differ from the registration's
+
+    result = cli("certificates", "recheck", "--trust-list", str(stale))
+
+    assert result.exit_code == 1, result.output
+    assert f"Status unknown: {certificate.fingerprint}" in result.output
+    db_session.expire_all()
+    again = db_session.get(Certificate, certificate.id)
+    assert again.state is CertificateState.ACTIVE
+    assert as_utc(again.revocation_checked_at) == as_utc(checked_before)
+    failures = [r for r in audit_since(db_session, start) if r.action == "certificate.recheck_failed"]
+    assert [(r.details["certificate_id"], r.outcome) for r in failures] == [(certificate.id, "failure")]
 
 
 # --- certificates warn-expiry --------------------------------------------------------------------

@@ -228,6 +228,33 @@ def test_register_a_successor(scene, visitor, db_session):
     assert {c.state for c in certificates_of(db_session, scene.employer)} == {CertificateState.ACTIVE}
 
 
+def test_retire_a_predecessor_once_its_successor_works(scene, visitor, db_session):
+    first = register(scene, valid_until=DEFAULT_NOW + timedelta(days=30))
+    browser = logged_in(visitor, scene.admin)
+    path = f"/enterprises/{scene.employer.id}/certificates/{first.id}/retire"
+    # no successor yet: no button, and a posted retire is a conflict that writes nothing but the decision
+    assert page(browser.get(f"/enterprises/{scene.employer.id}/certificates")).find(
+        "form", data_testid=f"retire-{first.id}") is None
+    with Unchanged(db_session, [("decision:manage_certificates", "allowed")]):
+        assert browser.post(path, {}).status_code == 409
+    successor = cops.register_certificate(
+        db_session, scene.employer, scene.pki.seal(scene.employer.kbo_number).pem_with_chain,
+        trust=scene.trust.load(), by=scene.world.ctx, successor_of=first).certificate
+    scene.world.commit()
+    assert page(browser.get(f"/enterprises/{scene.employer.id}/certificates")).find(
+        "form", data_testid=f"retire-{first.id}") is not None
+
+    start = last_audit_id(db_session)
+    assert browser.post(path, {}).status_code == 302
+    retired = scene.world.refresh(first)
+    assert retired.state is CertificateState.REPLACED and retired.revocation_reason.startswith(
+        f"replaced by #{successor.id}")
+    assert [(r.action, r.outcome) for r in audit_since(db_session, start)] == [
+        ("decision:manage_certificates", "allowed"), ("certificate.replace", "success")]
+    shown = page(browser.get(f"/enterprises/{scene.employer.id}/certificates"))
+    assert shown.find("tr", data_certificate=str(first.id)).attrs["data-status"] == "replaced"
+
+
 def test_a_successor_of_another_enterprises_certificate_is_refused(scene, visitor, db_session):
     theirs = register(scene, scene.other)
     browser = logged_in(visitor, scene.admin)

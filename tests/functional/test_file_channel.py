@@ -170,10 +170,16 @@ def test_bad_request_bodies(world, bakery, admin_api):
         problem_of(admin_api.api("POST", FILES, data="content=x", headers={"Content-Type": "text/plain"}), 415)
 
 
-def test_anonymous_sender_is_asked_to_log_in(world, bakery, visitor):
+def test_anonymous_sender_is_asked_to_log_in(world, bakery, visitor, admin_api):
     content = own_change(bakery)
-    body = refused(world, visitor(), content, sign_b64(bakery.seal, content), 401, "login-required")
-    assert body["item"] == 1
+    assert post_file(admin_api, content, sign_b64(bakery.seal, content)).status_code == 201  # a known message
+    world.session.expire_all()
+    last = last_audit_id(world.session)
+    body = problem_of(post_file(visitor(), content, sign_b64(bakery.seal, content)), 401, "login-required")
+    # nothing of the file was read: no replay reference, no enterprise, and nothing written
+    assert "reference" not in body["detail"] and bakery.employer.kbo_number not in str(body)
+    world.session.expire_all()
+    assert audit_since(world.session, last) == []
 
 
 def test_the_decision_points_reason_in_the_users_language(world, bakery, visitor):

@@ -308,3 +308,28 @@ def test_redirect_targets_stay_on_the_site(member, visitor, target):
         cleaned = "".join(ch for ch in location if ch not in "\t\r\n")
         parts = urlsplit(cleaned)
         assert not parts.scheme and not parts.netloc and not cleaned.startswith("//"), results
+
+
+# --- the NUL character (PostgreSQL text cannot hold it; found by the schema fuzzer on PostgreSQL) -----
+
+
+def test_a_nul_character_in_a_query_parameter_is_refused_naming_it(visitor):
+    browser = visitor()
+    problem = problem_of(browser.api("GET", "/api/v1/repertory?q=ab%00cd"), 422, "invalid-input")
+    assert problem["field"] == "q" and "NUL" in problem["detail"]
+    assert browser.get("/repertory?q=ab%00cd").status_code == 400
+
+
+def test_a_nul_character_in_a_form_field_or_a_json_string_writes_nothing(member, visitor, db_session):
+    _, admin = member
+    browser = visitor()
+    with NothingWritten(db_session):
+        assert browser.post("/login", {"login": admin.login + "\x00", "password": "x"}).status_code == 400
+    with NothingWritten(db_session):
+        problem = problem_of(browser.api("POST", "/api/v1/session", {"login": "a", "password": "b\x00"}), 422,
+                             "invalid-input")
+    assert problem["field"] == "password"
+    with NothingWritten(db_session):
+        problem = problem_of(browser.api("POST", "/api/v1/session", {"login": "a", "password": "b",
+                                                                      "x": [{"y\x00": 1}]}), 422, "invalid-input")
+    assert problem["field"] == "x.0.y"

@@ -86,3 +86,66 @@ def test_no_revocation_information_is_a_hard_fail(pki, tmp_path):
 def test_fingerprint_is_sha256_hex(pki):
     issued = pki.seal(KBO)
     assert len(fingerprint(issued.certificate)) == 64
+
+
+# --- a CA that has expired: its date error must never hide what the path check would find below it ---
+
+
+def _expired_intermediate(pki):
+    """A CA genuinely signed by the test root, expired yesterday (a public certificate anyone can
+    put in the chain of an upload)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from examples.pki_builder import name
+
+    key = ec.generate_private_key(ec.SECP384R1())
+    certificate = (
+        x509.CertificateBuilder().subject_name(name("Old Qualified Seal CA", "Test Trust Services"))
+        .issuer_name(pki.root.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - timedelta(days=3000)).not_valid_after(NOW - timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(pki.root_key.public_key()),
+                       critical=False)
+        .sign(pki.root_key, hashes.SHA384()))
+    return certificate, key
+
+
+def _forged(genuine, kbo: str):
+    """The genuine certificate with an attacker's key and another KBO number swapped into its
+    to-be-signed part: the issuer's signature no longer matches."""
+    from asn1crypto import x509 as asn1_x509
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    parsed = asn1_x509.Certificate.load(genuine.public_bytes(serialization.Encoding.DER))
+    tbs = parsed["tbs_certificate"]
+    attacker = ec.generate_private_key(ec.SECP256R1())
+    tbs["subject_public_key_info"] = asn1_x509.PublicKeyInfo.load(attacker.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
+    subject = x509.Name([attribute if attribute.oid.dotted_string != "2.5.4.97"
+                         else x509.NameAttribute(attribute.oid, f"NTRBE-{kbo}") for attribute in genuine.subject])
+    tbs["subject"] = asn1_x509.Name.load(subject.public_bytes())
+    der = asn1_x509.Certificate({"tbs_certificate": tbs, "signature_algorithm": parsed["signature_algorithm"],
+                                 "signature_value": parsed["signature_value"]}).dump(force=True)
+    return x509.load_der_x509_certificate(der)
+
+
+@pytest.mark.parametrize("forge", [False, True], ids=["genuine leaf", "forged leaf"])
+def test_a_leaf_under_an_expired_ca_fails_the_chain(forge, trust):
+    """pyhanko stops at the CA's date error before it checks the leaf's signature below it: reading
+    that error as "only a date problem" accepted a forged certificate (found in review)."""
+    old_pki = TestPKI(NOW)
+    intermediate, key = _expired_intermediate(old_pki)
+    old_pki.qtsp, old_pki.qtsp_key = intermediate, key
+    genuine = old_pki.seal("0999999999", org_id="NTRBE-0999999999",
+                           valid_from=NOW - timedelta(days=30), valid_until=NOW + timedelta(days=300))
+    leaf = _forged(genuine.certificate, KBO) if forge else genuine.certificate
+    kbo = KBO if forge else "0999999999"
+    own_trust = type(trust)(anchors=(old_pki.root,), crls=(old_pki.root_crl(),))
+    validation = validate_certificate(leaf, [intermediate], kbo=kbo, trust=own_trust, now=NOW)
+    failed = {check.code for check in validation.failed}
+    assert {"chain", "revocation"} <= failed and not validation.ok

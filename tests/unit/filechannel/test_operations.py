@@ -310,8 +310,13 @@ def test_anonymous_sender(kit, world):
     from access.decision import ANONYMOUS
 
     content = own_batch(world)
-    error = refused(kit, "login-required", lambda: send(kit, ANONYMOUS, content, sign_b64(world.seal, content)))
-    assert error.status == 401
+    before, audited = repertory_state(kit.session), len(audit_records(kit.session, "filechannel.refuse"))
+    with pytest.raises(MessageRefused) as caught:
+        send(kit, ANONYMOUS, content, sign_b64(world.seal, content))
+    assert (caught.value.code, caught.value.status) == ("login-required", 401)
+    # refused before anything of the file is read: nothing written, not even an audit record
+    assert repertory_state(kit.session) == before
+    assert len(audit_records(kit.session, "filechannel.refuse")) == audited
 
 
 def test_schema_error_in_one_item_of_an_otherwise_good_batch(kit, world):

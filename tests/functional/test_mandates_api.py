@@ -155,7 +155,7 @@ PROVIDER_REFUSALS = [  # (id, body overrides, status, field, detail fragment)
     ("kbo-not-registered", {"kbo": make_kbo(4_950_001)}, 404, "kbo",
      f"No enterprise {format_kbo(make_kbo(4_950_001))} is registered."),
     ("already-a-provider", {"kbo": "accountant"}, 409, "kbo", "is already registered as a service provider"),
-    ("control-characters", {"recognition_number": "300\x0017", "kind": "erkend_sociaal_secretariaat"}, 422,
+    ("control-characters", {"recognition_number": "300\x0117", "kind": "erkend_sociaal_secretariaat"}, 422,
      "recognition_number", "String should match pattern"),
 ]
 

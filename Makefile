@@ -76,7 +76,16 @@ system-packages:
 # trusts it unless PORTAL_TRUST_LIST names another trust list.
 DEMO_PKI := $(CURDIR)/instance/demo-pki
 
-run: venv translations instance/secret_key
+# The portal's own key that signs the audit chain's checkpoints (not in git, like the secret key).
+instance/audit_signing_key.pem: | venv
+	@umask 077
+	mkdir -p instance
+	$(VPY) -c 'import sys; from audit.checkpoints import generate_private_key_pem; sys.stdout.buffer.write(generate_private_key_pem())' > $@.tmp
+	chmod 600 $@.tmp
+	mv $@.tmp $@
+	echo "created $@"
+
+run: venv translations instance/secret_key instance/audit_signing_key.pem
 	$(FLASK) db upgrade
 	$(FLASK) demo load
 	$(VPY) -m examples.demo_pki $(DEMO_PKI) --portal http://127.0.0.1:$${PORT:-5000}

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, aliased
 from access.catalogue import ACCESS_MANAGEMENT, PORTAL_ADMINISTRATION, Catalogue, Tier
 from access.clock import today
 from access.models import DIRECT_AUTHORITY_KINDS, Enterprise, Link, Membership, Person, Right, Role
+from access.security_officers import AUDIT_ACTIONS, SECURITY_AUDIT, audit_access
 from access.steps import Step, belgian_day
 from access.validators import format_kbo
 from certificates.proof import ProofOfPossession
@@ -25,8 +26,9 @@ from mandates.paths import machine_mandate_path, mandate_path, works_for_a_provi
 # Filing or ending a provider form and accepting one for a provider are the local administrator's
 # own acts too (issue: "its local administrator does"; "the provider's local administrator accepts").
 # Seed 001: the private key and the qualified certificate are the local administrator's to manage.
+# Appointing and ending the enterprise's security officers too (access/security_officers.py).
 LOCAL_ADMIN_ONLY_ACTIONS = frozenset({"manage_co_admins", "hand_over", "manage_providers", "decide_mandates",
-                                      "manage_certificates"})
+                                      "manage_certificates", "manage_security_officers"})
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,9 @@ def decide(
             return _allow(*args, [Step("portal-officer", "portal officer of the institution")])
         return _deny(*args, "not-portal-officer", "only portal officers may do this")
 
+    if application == SECURITY_AUDIT:
+        return _security_audit(session, subject, args, day or today())
+
     if app.tier is Tier.FREE:
         if app.employer_only and enterprise_id is not None:
             # Free, but still only about employers: Dimona for a company without staff makes no sense.
@@ -214,6 +219,25 @@ def decide(
     if not decision.allowed:
         return decision
     return _apply_requirements(session, decision, app.tier, context)
+
+
+def _security_audit(session: Session, subject: Subject, args: tuple, day: date) -> Decision:
+    """The audit trail: its security officers only (access/security_officers.py); `enterprise_id`
+    None is the institution-wide view."""
+    action = args[2]
+    if subject.anonymous:
+        return _deny(*args, "login-required", "log in to use this application")
+    if subject.is_machine:
+        return _deny(*args, "machine-no-security-audit", "API clients do not review the audit trail")
+    if subject.disabled:
+        return _deny(*args, "account-disabled", "this account is disabled")
+    if action not in AUDIT_ACTIONS:
+        return _deny(*args, "unknown-action", f"unknown action '{action}'", action=action)
+    access = audit_access(session, subject.person_id, args[3], day)
+    if not access.allowed:
+        subject_, application, action_, enterprise_id = args
+        return Decision(False, access.reason, (), application, action_, enterprise_id, subject_)
+    return _allow(*args, access.path)
 
 
 def _apply_requirements(session: Session, decision: Decision, tier: Tier, context: dict[str, Any] | None) -> Decision:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    JSON,
     String,
     Text,
     text,
@@ -268,4 +269,66 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_unsent", "id", postgresql_where=text("sent_at IS NULL"),
               sqlite_where=text("sent_at IS NULL")),
+    )
+
+
+class SecurityOfficer(Base):
+    """A security officer (veiligheidsconsulent): reviews the audit trail of one enterprise, or, with no
+    enterprise, of the institution (every enterprise). Next to, never instead of, the person's membership
+    role (a local administrator may be his enterprise's security officer too).
+
+    An enterprise's officer is appointed and ended by its local administrator and rests on a
+    direct-authority link, checked by the decision point at request time like a membership; the
+    institution's officer is appointed by a portal officer (access/security_officers.py)."""
+
+    __tablename__ = "security_officers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enterprise_id: Mapped[int | None] = mapped_column(ForeignKey("enterprises.id"))  # None: the institution
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
+    appointed_by_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_by_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
+
+    enterprise: Mapped[Enterprise | None] = relationship()
+    person: Mapped[Person] = relationship(foreign_keys=[person_id])
+    appointed_by: Mapped[Person | None] = relationship(foreign_keys=[appointed_by_id])
+
+    __table_args__ = (
+        # One current appointment per person and enterprise, and per person at the institution.
+        Index(
+            "uq_security_officers_current",
+            "enterprise_id",
+            "person_id",
+            unique=True,
+            postgresql_where=text("ended_at IS NULL AND enterprise_id IS NOT NULL"),
+            sqlite_where=text("ended_at IS NULL AND enterprise_id IS NOT NULL"),
+        ),
+        Index(
+            "uq_security_officers_current_institution",
+            "person_id",
+            unique=True,
+            postgresql_where=text("ended_at IS NULL AND enterprise_id IS NULL"),
+            sqlite_where=text("ended_at IS NULL AND enterprise_id IS NULL"),
+        ),
+        Index("ix_security_officers_person", "person_id"),
+    )
+
+
+class SavedFilter(Base):
+    """A filter a person saved under a name on a screen (`kind`, e.g. "audit": the review screen).
+    `params` holds the filter's fields as strings, parsed again when used."""
+
+    __tablename__ = "saved_filters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(100))
+    params: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("uq_saved_filters_person_kind_name", "person_id", "kind", "name", unique=True),
     )

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text
+from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, String,
+                        Text)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db import Base
@@ -32,8 +33,72 @@ class AuditRecord(Base):
     request_id: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
-        Index("ix_audit_records_occurred_at", "occurred_at"),
-        Index("ix_audit_records_enterprise_occurred", "enterprise_id", "occurred_at"),
+        # The review screen's keyset order (occurred_at DESC, id DESC), whole trail and per enterprise
+        # (audit/queries.py; migration 0008 replaced the indexes on occurred_at alone).
+        Index("ix_audit_records_occurred_id", "occurred_at", "id"),
+        Index("ix_audit_records_enterprise_occurred_id", "enterprise_id", "occurred_at", "id"),
         Index("ix_audit_records_actor_occurred", "actor_person_id", "occurred_at"),
         Index("ix_audit_records_provider_occurred", "provider_enterprise_id", "occurred_at"),
+    )
+
+
+class ChainLink(Base):
+    """One record's place in the hash chain (audit/chain.py). Append-only, like the records: the
+    links are a table of their own so that the records keep their shape and the chain can be
+    written, under a lock, at commit time when the order of concurrent writers is known."""
+
+    __tablename__ = "audit_chain"
+
+    # Contiguous from 1, assigned under the chain lock: no gaps, no forks.
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # No foreign key (see migration 0007): verify checks that every link has its record.
+    record_id: Mapped[int] = mapped_column(Integer, unique=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    record_hash: Mapped[str] = mapped_column(String(64))
+    chained_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Checkpoint(Base):
+    """A signed statement of the chain's state at seq_to: its head hash and the Merkle root of the
+    record hashes of seq_from..seq_to (audit/checkpoints.py). Append-only."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq_from: Mapped[int] = mapped_column(BigInteger)
+    seq_to: Mapped[int] = mapped_column(BigInteger, unique=True)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    merkle_root: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(128))  # Ed25519, hex
+    key_id: Mapped[str] = mapped_column(String(64))  # SHA-256 of the raw public key, hex
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("seq_from >= 1 AND seq_to >= seq_from", name="interval"),
+    )
+
+
+class Verification(Base):
+    """The result of one run of `audit verify`, kept for the verify page."""
+
+    __tablename__ = "audit_verifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    by_label: Mapped[str | None] = mapped_column(String(120))
+    by_person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    records: Mapped[int] = mapped_column(BigInteger)
+    links: Mapped[int] = mapped_column(BigInteger)
+    checkpoints: Mapped[int] = mapped_column(Integer)
+    head_seq: Mapped[int | None] = mapped_column(BigInteger)
+    head_hash: Mapped[str | None] = mapped_column(String(64))
+    first_broken_seq: Mapped[int | None] = mapped_column(BigInteger)
+    first_broken_record_id: Mapped[int | None] = mapped_column(Integer)
+    problem: Mapped[str | None] = mapped_column(Text)
+    warnings: Mapped[list] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index("ix_audit_verifications_finished_at", "finished_at"),
     )

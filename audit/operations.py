@@ -8,6 +8,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from access.clock import utcnow
+from audit import chain as _chain, sink as _sink  # noqa: F401 - their session events chain and ship every record
 from audit.models import AuditRecord
 
 # Writes registered under this key in session.info are replayed by the web

@@ -38,6 +38,13 @@ DEFAULTS: dict[str, Any] = {
     "FROZEN_TIME": None,  # ISO timestamp: run the whole portal at this moment (demo)
     "TIME_OFFSET_DAYS": None,
     "TRUST_LIST": None,  # path of the QTSP trust list (TOML); default config/trust-list.toml
+    # The audit trail (audit/settings.py): the Ed25519 key that signs the chain's checkpoints (None:
+    # instance/audit_signing_key.pem if present, written by make run; "": none), a checkpoint every
+    # that many records, and a copy of every record outside the database.
+    "AUDIT_SIGNING_KEY": None,
+    "AUDIT_CHECKPOINT_EVERY": 10_000,
+    "AUDIT_SINK": "",  # "" | "jsonl:/path/file.jsonl" | "syslog"
+    "AUDIT_SINK_FSYNC": False,
 }
 
 
@@ -64,11 +71,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     security.init_app(app)
 
     from portal import cli, errors
-    from portal.views import account, admin, apps, certificates, home, mandates, officer, repertory
+    from portal.views import account, admin, apps, audit, certificates, home, mandates, officer, repertory
+    from portal.api import audit as _audit_api  # noqa: F401  registers the audit routes on the API blueprint
     from portal.api import init_app as init_api
 
     for blueprint in (account.bp, home.bp, officer.bp, admin.bp, apps.bp, repertory.bp, mandates.bp,
-                      certificates.bp):
+                      certificates.bp, audit.bp):
         app.register_blueprint(blueprint)
     init_api(app)
     from portal import oauth

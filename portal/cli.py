@@ -22,6 +22,7 @@ provider_cli = AppGroup("provider", help="Service providers (erkende sociale sec
 affiliation_cli = AppGroup("affiliation", help="Employers' affiliations with an erkend sociaal secretariaat.")
 certificates_cli = AppGroup("certificates", help="Enterprises' qualified certificates: revocation and expiry.")
 oauth_cli = AppGroup("oauth", help="The machine API's OAuth 2 (client assertions and access tokens).")
+audit_cli = AppGroup("audit", help="The audit trail: its hash chain and signed checkpoints.")
 
 
 @contextlib.contextmanager
@@ -242,7 +243,66 @@ def oauth_purge() -> None:
                "access token(s).")
 
 
+@audit_cli.command("verify")
+@click.option("--public-key", "public_keys", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="PEM key (public, or the private key file) to check the checkpoints' signatures with; "
+                   "repeatable. Default: the configured AUDIT_SIGNING_KEY.")
+def audit_verify(public_keys) -> None:
+    """Check the whole audit chain and every checkpoint; exit 1 naming the first broken record."""
+    from audit.chain import record_verification, verify
+    from audit.checkpoints import load_public_key
+    from audit.operations import record
+
+    keys = [load_public_key(path) for path in public_keys]
+    configured = current_app.extensions["portal.audit_settings"].signing_key
+    if not keys and configured is not None:
+        keys = [configured.public_key()]
+    factory = current_app.extensions["portal.session_factory"]
+    session = factory()
+    try:
+        if session.get_bind().dialect.name == "postgresql" and not session.info.get("shared"):
+            # One snapshot for the walk and the counts while others append. Read only: a chain
+            # write in a snapshot older than the head would collide with the head's seq.
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        result = verify(session, public_keys=keys)
+        session.rollback()
+    finally:
+        if not session.info.get("shared"):
+            session.close()
+    with transaction() as session:
+        record_verification(session, result, by_label=CLI_CONTEXT.actor_label)
+        first = result.first_broken
+        record(session, CLI_CONTEXT, action="audit.verify", outcome="success" if result.ok else "failure",
+               reason=str(first) if first else None,
+               details={"records": result.records, "links": result.links, "checkpoints": result.checkpoints,
+                        "problems": result.problem_count,
+                        "first_broken_seq": first.seq if first else None,
+                        "first_broken_record_id": first.record_id if first else None})
+    for line in result.report():
+        click.echo(line)
+    sys.exit(0 if result.ok else 1)
+
+
+@audit_cli.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign the chain from the last checkpoint up to its head now."""
+    from audit.checkpoints import write_checkpoint
+
+    key = current_app.extensions["portal.audit_settings"].signing_key
+    if key is None:
+        click.echo("No signing key: set AUDIT_SIGNING_KEY (PORTAL_AUDIT_SIGNING_KEY) to an Ed25519 PEM private key; "
+                   "no checkpoint written.", err=True)
+        sys.exit(2)
+    with transaction() as session:
+        checkpoint = write_checkpoint(session, key)
+    if checkpoint is None:
+        click.echo("Nothing to sign: the last checkpoint already covers the head of the chain.")
+    else:
+        click.echo(f"Checkpoint seq {checkpoint.seq_from}..{checkpoint.seq_to}: head {checkpoint.head_hash}, "
+                   f"Merkle root {checkpoint.merkle_root}, key {checkpoint.key_id[:16]}")
+
+
 def init_app(app: Flask) -> None:
     for group in (db_cli, officer_cli, enterprise_cli, provider_cli, affiliation_cli, demo_cli, certificates_cli,
-                  oauth_cli):
+                  oauth_cli, audit_cli):
         app.cli.add_command(group)

@@ -12,6 +12,7 @@ from flask import Flask, g
 from sqlalchemy.orm import Session
 
 from audit.operations import SURVIVORS_KEY, replay_survivors
+from audit.settings import AuditSettings, with_audit_settings
 from db import make_engine, make_session_factory
 
 
@@ -21,7 +22,10 @@ def init_app(app: Flask) -> None:
         engine = make_engine(app.config["DATABASE_URL"])
         app.extensions["portal.engine"] = engine
         factory = make_session_factory(engine)
-    app.extensions["portal.session_factory"] = factory
+    # Every session (web and CLI) carries the audit settings: checkpoint key and interval, sink.
+    settings = AuditSettings.from_config(app.config, app.instance_path)
+    app.extensions["portal.audit_settings"] = settings
+    app.extensions["portal.session_factory"] = with_audit_settings(factory, settings)
 
     @app.after_request
     def _finish(response):

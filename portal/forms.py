@@ -213,3 +213,41 @@ class ApiClientForm(FlaskForm):
     certificate_id = SelectField(_l("Certificate whose key signs the client's assertions"), coerce=int,
                                  validate_choice=False, default=0)
     scopes = MultiCheckboxField(_l("Applications the client may use"), validate_choice=False)
+
+
+# --- the audit trail: security officers and the review screen (issue 5) -------------------------------
+
+
+class AuditFilterForm(FlaskForm):
+    """The review screen's filter (GET). audit.queries.parse_filter validates it; this form only renders
+    it and shows the errors at their fields."""
+
+    class Meta:
+        csrf = False  # a GET filter changes nothing
+
+    from_ = StringField(_l("From (date or moment)"), name="from", validators=[Optional(), Length(max=40)])
+    until = StringField(_l("Until (date or moment)"), validators=[Optional(), Length(max=40)])
+    actor = StringField(_l("Acting person (id)"), validators=[Optional(), Length(max=20)])
+    enterprise = StringField(_l("Enterprise acted for (KBO number or id)"), validators=[Optional(), Length(max=20)])
+    provider = StringField(_l("Service provider (KBO number or id)"), validators=[Optional(), Length(max=20)])
+    application = StringField(_l("Application (code)"), validators=[Optional(), Length(max=40)])
+    action = StringField(_l("Action (e.g. right.grant, or decision:* )"), validators=[Optional(), Length(max=61)])
+    outcome = SelectField(_l("Outcome"), validate_choice=False, choices=choices([
+        ("", _l("any")), ("allowed", _l("allowed")), ("denied", _l("denied")), ("error", _l("error")),
+        ("success", _l("success")), ("failure", _l("failure"))]))
+    ip = StringField(_l("IP address"), validators=[Optional(), Length(max=45)])
+    q = StringField(_l("Words in the reason"), validators=[Optional(), Length(max=200)])
+
+
+class SaveFilterForm(FlaskForm):
+    name = StringField(_l("Save this filter as"), validators=[DataRequired(), Length(max=100)])
+
+
+class InstitutionOfficerForm(FlaskForm):
+    """A portal officer appoints the institution's security officer: the person by INSZ (recorded if
+    the portal does not know him yet)."""
+
+    insz = StringField(_l("INSZ number"), validators=[DataRequired(), Length(max=20)])
+    first_name = StringField(_l("First name"), validators=[DataRequired(), Length(max=100)])
+    last_name = StringField(_l("Last name"), validators=[DataRequired(), Length(max=100)])
+    email = StringField(_l("E-mail"), validators=[Optional(), Length(max=254)])

@@ -38,6 +38,15 @@ _TEXTS = {
     "outside-token-scope": _l("The access token's scope does not include %(application)s: request a token with "
                               "this scope (the local administrator decides which applications the API client may "
                               "use)."),
+    # the audit trail (access/security_officers.py)
+    "not-security-officer": _l("You are not a security officer of %(kbo)s."),
+    "not-institution-security-officer": _l("Only the institution's security officer reviews the records of every "
+                                           "enterprise: choose the enterprise whose security officer you are."),
+    "security-officer-no-authority": _l("You are a security officer of %(kbo)s, but not under its direct authority "
+                                        "on %(day)s, so you cannot review its records."),
+    "machine-no-security-audit": _l("API clients do not review the audit trail: security officers do, logged in "
+                                    "as persons."),
+    "unknown-action": _l("This action does not exist."),
     "allowed": _l("Allowed."),
     # steps of an allowing path
     "free-access": _l("free access: no login needed"),
@@ -49,6 +58,8 @@ _TEXTS = {
     "certificate": _l("proved possession of the key of certificate %(certificate)s of %(kbo)s"),
     "client-of-enterprise": _l("API client of %(kbo)s"),
     "token-scope": _l("API client %(client)s, scope %(application)s"),
+    "security-officer": _l("security officer of %(kbo)s since %(since)s"),
+    "institution-security-officer": _l("security officer of the institution since %(since)s"),
     # the mandate path: a provider's staff member acting for a client employer (mandates.paths)
     "no-mandate": _l("%(provider)s has no mandate of %(kbo)s in force on %(day)s."),
     "outside-mandate": _l("%(application)s is not within the mandate %(kbo)s gave %(provider)s."),

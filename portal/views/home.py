@@ -41,8 +41,11 @@ def index():
         cards.append({"membership": membership, "by_tier": by_tier, "is_provider": is_provider,
                       "expiry_warnings": _expiry_warnings(session_, subject, membership)})
     staff = is_provider_staff(session_, subject.person_id)
+    from access.security_officers import officer_appointments_of
+
     return render_template("home/dashboard.html", cards=cards, subject=subject, is_staff=staff,
-                           clients=clients_of_staff(session_, subject.person_id) if staff else [])
+                           clients=clients_of_staff(session_, subject.person_id) if staff else [],
+                           officer_of=officer_appointments_of(session_, subject.person_id))
 
 
 def _expiry_warnings(session_, subject, membership) -> list:

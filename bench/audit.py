@@ -1,0 +1,309 @@
+#!/usr/bin/env python
+"""Throughput of the audit trail's hash chain: appending records and verifying them, against
+baselines measured in the same process.
+
+    .venv/bin/python bench/audit.py                 # 1,000,000 records
+    .venv/bin/python bench/audit.py --quick         # 20,000 records
+    .venv/bin/python bench/audit.py --records 200000 --per-commit 10
+    DATABASE_URL=postgresql+psycopg://... .venv/bin/python bench/audit.py --quick   # SQLite, then PostgreSQL
+
+Backends: always a fresh temporary SQLite file; PostgreSQL too when --database-url or DATABASE_URL
+is given (two schemas of their own in that database, dropped at the end unless --keep).
+
+Contenders, all fed the same pre-generated records (every column used, as the web writes them):
+
+  append (baseline)  audit.operations.record() through a SQLAlchemy session, a commit every
+                     --per-commit records, with the chain's session hooks removed: the inserts alone,
+                     into a database of its own;
+  append (chain)     the same, with the hooks: each commit takes the chain lock, reads the head, reads
+                     its records back and writes their links; an automatic checkpoint every
+                     --checkpoint-every links, signed with a key generated for the run;
+  per request        both again on --request-records records with one record per commit, as a web
+                     request writes them (the commit's own cost dominates);
+  verify             audit.chain.verify over the whole chain: every hash recomputed, every link and
+                     checkpoint (Merkle root, signature) checked, the records counted;
+  SELECT (baseline)  the same rows (links joined to records) streamed by one plain SELECT, as verify
+                     reads them (the driver's values), without any checking; for reference also
+                     through SQLAlchemy's typed result.
+
+Targets (issue 5): append >= 5,000 records/s on SQLite, verify >= 200,000 records/s. Timings are
+printed, never asserted; a run whose chain does not verify exits with 1. See bench/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+from sqlalchemy import event, select, text  # noqa: E402
+from sqlalchemy.engine import Engine  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
+
+import audit.chain as chain  # noqa: E402
+from access.clock import FrozenClock, using_clock  # noqa: E402
+from audit.models import AuditRecord, ChainLink  # noqa: E402
+from audit.operations import RequestContext, record  # noqa: E402
+from audit.settings import SETTINGS_KEY, AuditSettings  # noqa: E402
+from db import make_engine, normalise_url  # noqa: E402
+from migrations.runner import upgrade  # noqa: E402
+
+START = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+TARGET_APPEND = 5_000
+TARGET_VERIFY = 200_000
+
+
+def fmt_int(n: float) -> str:
+    return f"{n:,.0f}"
+
+
+# --- the records ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Planned:
+    ctx: RequestContext
+    kwargs: dict[str, Any]
+    step_us: int
+
+
+def plan_records(n: int, seed: int) -> list[Planned]:
+    """Records as the portal writes them: decisions, logins, changes with before/after details."""
+    rng = random.Random(seed)
+    actions = [("decision:open", "allowed"), ("decision:open", "denied"), ("login", "success"),
+               ("login", "failure"), ("right.grant", "success"), ("mandate.accept", "success")]
+    planned = []
+    for i in range(n):
+        action, outcome = rng.choice(actions)
+        ctx = RequestContext(actor_label=f"user{rng.randrange(5000)}", ip=f"192.0.2.{rng.randrange(256)}",
+                             user_agent="Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0",
+                             request_id=uuid.UUID(int=rng.getrandbits(128)).hex)
+        kwargs: dict[str, Any] = {"action": action, "outcome": outcome, "application": rng.choice(["dmfa", "dimona",
+                                                                                                  "asr", None])}
+        if action.startswith("decision"):
+            kwargs["reason"] = "allowed" if outcome == "allowed" else "no right on Multifunctional declaration"
+            kwargs["path"] = ["right on Multifunctional declaration (DmfA)", "link werknemer"]
+        elif action == "right.grant":
+            kwargs["details"] = {"before": None, "after": {"application": "dmfa", "from": "2026-11-02"},
+                                 "person": i % 977}
+        elif action == "mandate.accept":
+            kwargs["details"] = {"mandate": i, "scope": ["dmfa", "dimona"], "provider_kbo": "0123.456.749"}
+        planned.append(Planned(ctx, kwargs, rng.randrange(1, 2_000_000)))
+    return planned
+
+
+# --- the databases -------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def fresh_database(backend: str, url: str | None, label: str, keep: bool, log) -> Iterator[Engine]:
+    if backend == "sqlite":
+        tmpdir = tempfile.mkdtemp(prefix=f"portal-bench-audit-{label}-")
+        engine = make_engine(f"sqlite:///{tmpdir}/bench.sqlite3")
+        try:
+            upgrade(engine)
+            yield engine
+        finally:
+            engine.dispose()
+            if keep:
+                log(f"kept: {tmpdir}/bench.sqlite3")
+            else:
+                shutil.rmtree(tmpdir, ignore_errors=True)
+        return
+    schema = f"bench_audit_{label}_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        if keep:
+            log(f"kept: schema {schema}")
+        else:
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def chain_hooks_removed() -> Iterator[None]:
+    """The baseline: the same session, the same inserts, no chain (for this measurement only)."""
+    hooks = [(AuditRecord, "after_insert", chain._remember_insert),
+             (Session, "before_commit", chain._chain_before_commit)]
+    for target, name, fn in hooks:
+        event.remove(target, name, fn)
+    try:
+        yield
+    finally:
+        for target, name, fn in hooks:
+            event.listen(target, name, fn)
+
+
+def append(engine: Engine, planned: Sequence[Planned], per_commit: int, settings: AuditSettings) -> float:
+    clock = FrozenClock(START)
+    gc.collect()
+    with using_clock(clock), Session(engine, expire_on_commit=False) as session:
+        session.info[SETTINGS_KEY] = settings
+        began = time.perf_counter()
+        for n, item in enumerate(planned, 1):
+            clock.advance(microseconds=item.step_us)
+            record(session, item.ctx, **item.kwargs)
+            if n % per_commit == 0:
+                session.commit()
+                session.expunge_all()
+        session.commit()
+        return time.perf_counter() - began
+
+
+def plain_select(engine: Engine, batch: int, raw: bool) -> tuple[float, int]:
+    """The walk's query without the checks: what reading the rows costs, through SQLAlchemy's typed
+    result (raw=False) or as the driver returns them (raw=True, as verify reads them)."""
+    links, records = ChainLink.__table__, AuditRecord.__table__
+    statement = (select(links.c.seq, links.c.record_id, links.c.prev_hash, links.c.record_hash,
+                        *[records.c[name] for name in chain.RECORD_FIELDS])
+                 .select_from(links.outerjoin(records, records.c.id == links.c.record_id)).order_by(links.c.seq)
+                 .execution_options(yield_per=batch))
+    gc.collect()
+    with Session(engine) as session:
+        connection = session.connection()
+        began = time.perf_counter()
+        if raw:
+            result = connection.exec_driver_sql(str(statement.compile(dialect=connection.dialect)),
+                                                execution_options={"yield_per": batch})
+        else:
+            result = connection.execute(statement)
+        count = 0
+        for partition in result.partitions():
+            count += len(partition)
+        return time.perf_counter() - began, count
+
+
+def timed_verify(engine: Engine, key: Ed25519PrivateKey, batch: int) -> tuple[float, chain.VerifyResult]:
+    gc.collect()
+    with Session(engine) as session:
+        began = time.perf_counter()
+        result = chain.verify(session, public_keys=[key.public_key()], batch=batch)
+        return time.perf_counter() - began, result
+
+
+# --- TODO hook: the review screen's filtered query -------------------------------------------------
+
+def review_query_latency(engine: Engine, records: int, out: Callable[[str], None]) -> None:
+    """TODO(issue 5, review screen): time the review screen's default filtered query at this size
+    (target p95 < 100 ms) once its query builder exists (audit/queries.py, another part of issue 5).
+    Left as a hook on purpose: this benchmark does not build that query itself."""
+    out(f"  filtered query (review screen): TODO - not measured yet (hook bench/audit.py "
+        f"review_query_latency; {fmt_int(records)} records in place)")
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+def ratio(value: float, baseline: float) -> str:
+    return f"{value / baseline:.2f}x" if baseline else "-"
+
+
+def target(value: float, goal: float) -> str:
+    return f"target >= {fmt_int(goal)}/s: {'met' if value >= goal else 'NOT met'}"
+
+
+def run_backend(backend: str, url: str | None, args, planned: list[Planned], out) -> bool:
+    key = Ed25519PrivateKey.generate()
+    chained = AuditSettings(signing_key=key, checkpoint_every=args.checkpoint_every)
+    n = len(planned)
+    requests = planned[:args.request_records]
+    out(f"\n{backend}: {fmt_int(n)} records, a commit every {args.per_commit}")
+    with fresh_database(backend, url, "base", args.keep, out) as base_engine:
+        with chain_hooks_removed():
+            base_s = append(base_engine, planned, args.per_commit, AuditSettings())
+            base_req_s = append(base_engine, requests, 1, AuditSettings())
+    with fresh_database(backend, url, "chain", args.keep, out) as engine:
+        chain_s = append(engine, planned, args.per_commit, chained)
+        chain_req_s = append(engine, requests, 1, chained)
+        total = n + len(requests)
+        if backend == "postgresql":
+            with engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE")
+        typed_s, selected = plain_select(engine, args.batch, raw=False)
+        sel_s, selected = plain_select(engine, args.batch, raw=True)
+        verify_s, result = timed_verify(engine, key, args.batch)
+        out(f"  append (baseline, no chain): {fmt_int(n / base_s)} records/s ({base_s:.1f} s)")
+        out(f"  append (chain):              {fmt_int(n / chain_s)} records/s ({chain_s:.1f} s), "
+            f"{ratio(n / chain_s, n / base_s)} of the baseline; {target(n / chain_s, TARGET_APPEND)}")
+        out(f"  per request (1 record per commit, {fmt_int(len(requests))} records): baseline "
+            f"{fmt_int(len(requests) / base_req_s)}/s, chain {fmt_int(len(requests) / chain_req_s)}/s "
+            f"({ratio(base_req_s, chain_req_s)})")
+        out(f"  SELECT (baseline, {fmt_int(selected)} rows streamed): {fmt_int(selected / sel_s)} rows/s as the driver "
+            f"returns them ({sel_s:.2f} s); {fmt_int(selected / typed_s)} rows/s through SQLAlchemy's typed result")
+        out(f"  verify:                      {fmt_int(result.links / verify_s)} records/s ({verify_s:.2f} s), "
+            f"{ratio(result.links / verify_s, selected / sel_s)} of the SELECT; {target(result.links / verify_s, TARGET_VERIFY)}")
+        out(f"  verify result: {'INTACT' if result.ok else 'BROKEN'}, {fmt_int(result.records)} records, "
+            f"{fmt_int(result.links)} links, {result.checkpoints} checkpoints ({result.signatures_checked} signatures)")
+        review_query_latency(engine, total, out)
+        checkpoints = total // args.checkpoint_every if args.checkpoint_every > 0 else 0
+        intact = result.ok and result.links == result.records == total and result.checkpoints == checkpoints
+        if not intact:
+            out("  FAILED: the chain written by the benchmark does not verify as expected")
+            for line in result.report():
+                out(f"    {line}")
+        return intact
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=None, help="records to append (default 1,000,000)")
+    parser.add_argument("--quick", action="store_true", help="20,000 records (an explicit --records wins)")
+    parser.add_argument("--per-commit", type=int, default=100, help="records per commit (default 100)")
+    parser.add_argument("--request-records", type=int, default=None,
+                        help="records appended one per commit (default 2,000; 500 with --quick)")
+    parser.add_argument("--checkpoint-every", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=10_000, help="rows fetched per round trip when streaming")
+    parser.add_argument("--database-url", default=None,
+                        help="PostgreSQL as well (default: DATABASE_URL if it names PostgreSQL)")
+    parser.add_argument("--no-sqlite", action="store_true", help="only the PostgreSQL run")
+    parser.add_argument("--seed", type=int, default=20261102)
+    parser.add_argument("--keep", action="store_true", help="keep the databases (paths/schemas printed)")
+    args = parser.parse_args(argv)
+    if args.records is None:
+        args.records = 20_000 if args.quick else 1_000_000
+    if args.request_records is None:
+        args.request_records = 500 if args.quick else 2_000
+    args.request_records = min(args.request_records, args.records)
+    if args.database_url is None and (os.environ.get("DATABASE_URL") or "").startswith("postgres"):
+        args.database_url = os.environ["DATABASE_URL"]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = lambda line="": print(line, flush=True)  # noqa: E731
+    out(f"audit chain benchmark: python {sys.version.split()[0]}, {os.cpu_count()} cpus, seed {args.seed}, "
+        f"checkpoint every {fmt_int(args.checkpoint_every)}")
+    planned = plan_records(args.records, args.seed)
+    ok = True
+    if not args.no_sqlite:
+        ok &= run_backend("sqlite", None, args, planned, out)
+    if args.database_url:
+        ok &= run_backend("postgresql", normalise_url(args.database_url), args, planned, out)
+    if not ok:
+        out("FAILED: see above")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,306 @@
+"""The audit trail's review screen (security officers) and the appointment of security officers.
+
+Which records a reviewer may see is the decision point's answer on the function `beveiligingsaudit`
+for the enterprise of the filter (none: every enterprise, the institution's officer only); the query
+is then run in the scope that answer grants (audit.queries.AuditScope), never wider.
+"""
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from access import operations as ops
+from access import security_officers as sec
+from access.catalogue import ACCESS_MANAGEMENT, PORTAL_ADMINISTRATION
+from access.errors import DomainError, NotFound, ValidationError
+from access.models import Person
+from access.queries import eligible_persons
+from audit import queries as q
+from portal.context import catalogue, current_subject, request_context
+from portal.database import get_session
+from portal.forms import (AuditFilterForm, ButtonForm, InstitutionOfficerForm, PersonChoiceForm, SaveFilterForm,
+                          apply_domain_error, choices)
+from portal.gate import check, gated, self_gated
+from portal.messages import error_text
+
+bp = Blueprint("audit", __name__)
+
+PAGING = ("after", "before")
+
+
+# --- shared with the API -------------------------------------------------------------------------------
+
+
+def split_args(args) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Query parameters as (filter fields, paging fields), each name with all its values."""
+    raw = {name: args.getlist(name) for name in args}
+    paging = {name: raw.pop(name) for name in list(raw) if name in PAGING or name == "limit"}
+    return raw, paging
+
+
+def parse_or_error(session, raw: dict) -> tuple[q.AuditFilter | None, ValidationError | None]:
+    try:
+        return q.parse_and_resolve(session, raw), None
+    except ValidationError as error:
+        return None, error
+
+
+def gate_enterprise(session, flt: q.AuditFilter | None, raw: dict) -> int | None:
+    """The enterprise the decision point is asked about: the filter's. When the filter is invalid, its
+    enterprise field alone if that is valid; else none (the institution-wide view, which only the
+    institution's officer may have: anyone else is refused before learning what was wrong)."""
+    if flt is not None:
+        return flt.enterprise_id
+    if "enterprise" not in raw:
+        return None
+    try:
+        return q.parse_and_resolve(session, {"enterprise": raw["enterprise"]}).enterprise_id
+    except ValidationError:
+        return None
+
+
+def record_scope(record_id: int) -> q.AuditScope:
+    """Ask the decision point about the record's enterprise (a record of no enterprise, or none at
+    all: the institution-wide view), and return the scope it grants."""
+    _, enterprise_id = q.enterprise_of_record(get_session(), record_id)
+    return q.AuditScope.from_decision(check(sec.SECURITY_AUDIT, "review", enterprise_id))
+
+
+def application_name(code: str | None) -> str | None:
+    if not code:
+        return None
+    from flask_babel import get_locale
+
+    app = catalogue().get(code)
+    return app.name(str(get_locale() or "nl")) if app is not None else code
+
+
+# --- the review screen -----------------------------------------------------------------------------------
+
+
+def _review_page(session, flt_params: dict[str, str], result: q.AuditPage | None, status: int = 200,
+                 error: ValidationError | None = None, save_form: SaveFilterForm | None = None):
+    form = AuditFilterForm(formdata=None, data={("from_" if k == "from" else k): v for k, v in flt_params.items()})
+    if error is not None:
+        field = getattr(form, "from_" if error.field == "from" else (error.field or ""), None)
+        if field is not None and error.field in q.FILTER_FIELDS:
+            field.errors = [error_text(error)]
+        else:
+            form.form_errors.append(error_text(error))
+    subject = current_subject()
+    return render_template(
+        "audit/review.html", form=form, result=result, params=flt_params,
+        save_form=save_form or SaveFilterForm(formdata=None), saved=q.saved_filters(session, subject.person_id),
+        button=ButtonForm(formdata=None), application_name=application_name,
+        page_url=lambda **paging: url_for("audit.review", **flt_params, **paging),
+        query_string=urlencode(flt_params)), status
+
+
+@bp.route("/audit")
+@self_gated
+def review():
+    session = get_session()
+    raw, paging_raw = split_args(request.args)
+    flt, error = parse_or_error(session, raw)
+    decision = check(sec.SECURITY_AUDIT, "review", gate_enterprise(session, flt, raw))
+    params = {k: (v[0] if v else "") for k, v in raw.items() if k in q.FILTER_FIELDS}
+    if error is not None:
+        return _review_page(session, params, None, 422, error)
+    try:
+        paging = q.parse_page(paging_raw, max_size=q.PAGE_SIZE)
+    except ValidationError as page_error:
+        return _review_page(session, flt.params, None, 422, page_error)
+    result = q.page(session, flt, q.AuditScope.from_decision(decision), after=paging["after"],
+                    before=paging["before"], limit=q.PAGE_SIZE)
+    return _review_page(session, flt.params, result)
+
+
+@bp.route("/audit/records/<int:record_id>")
+@self_gated
+def record_detail(record_id: int):
+    session = get_session()
+    row = q.get_row(session, record_id, record_scope(record_id))
+    if row is None:
+        abort(404)
+    back = request.args.get("back", "")
+    back_url = url_for("audit.review") + ("?" + back if back and back.isprintable() and len(back) < 2000 else "")
+    return render_template("audit/record.html", row=row, pretty=q.pretty, application_name=application_name,
+                           back_url=back_url)
+
+
+@bp.route("/audit/filters", methods=["POST"])
+@self_gated
+def save_filter():
+    session = get_session()
+    raw = {name: request.form.getlist(name) for name in request.form if name in q.FILTER_FIELDS}
+    flt, error = parse_or_error(session, raw)
+    check(sec.SECURITY_AUDIT, "review", gate_enterprise(session, flt, raw))
+    form = SaveFilterForm()
+    params = {k: (v[0] if v else "") for k, v in raw.items()}
+    if error is not None:
+        return _review_page(session, params, None, 422, error, save_form=form)
+    if not form.validate_on_submit():
+        return _review_page(session, flt.params, None, 422, save_form=form)
+    try:
+        q.save_filter(session, current_subject().person_id, form.name.data, flt.params, by=request_context())
+    except DomainError as domain_error:
+        apply_domain_error(form, domain_error)
+        return _review_page(session, flt.params, None, domain_error.status, save_form=form)
+    flash(_("Filter saved as %(name)s.", name=form.name.data.strip()), "success")
+    return redirect(url_for("audit.review", **flt.params))
+
+
+@bp.route("/audit/filters/<int:filter_id>/delete", methods=["POST"])
+@self_gated
+def delete_filter(filter_id: int):
+    session = get_session()
+    person_id = current_subject().person_id
+    saved = None
+    if person_id is not None:
+        try:
+            saved = q.get_saved_filter(session, person_id, filter_id)
+        except NotFound:
+            saved = None
+    enterprise = gate_enterprise(session, None, {"enterprise": [saved.params["enterprise"]]}) \
+        if saved is not None and "enterprise" in saved.params else None
+    check(sec.SECURITY_AUDIT, "review", enterprise)
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    if saved is None:
+        abort(404)
+    q.delete_filter(session, person_id, filter_id, by=request_context())
+    flash(_("Saved filter deleted."), "success")
+    return redirect(url_for("audit.review", **({"enterprise": saved.params["enterprise"]}
+                                               if "enterprise" in saved.params else {})))
+
+
+# --- security officers of an enterprise (its local administrator) -------------------------------------------
+
+
+def _enterprise_officers_page(enterprise_id: int, status: int = 200, form: PersonChoiceForm | None = None,
+                              credential=None, error: str | None = None):
+    session = get_session()
+    enterprise = ops.get_enterprise(session, enterprise_id)
+    form = form or PersonChoiceForm(formdata=None)
+    form.person_id.choices = choices((p.id, p.full_name) for p in eligible_persons(session, enterprise.id))
+    return render_template("audit/officers.html", enterprise=enterprise,
+                           officers=sec.current_officers(session, enterprise.id), form=form,
+                           button=ButtonForm(formdata=None), credential=credential, error=error,
+                           appoint_url=url_for("audit.appoint_enterprise_officer", enterprise_id=enterprise.id),
+                           end_endpoint="audit.end_enterprise_officer", institution_form=None), status
+
+
+def _person(person_id: int | None) -> Person:
+    person = get_session().get(Person, person_id) if person_id else None
+    if person is None:
+        raise NotFound("Unknown person.", "person_id")
+    return person
+
+
+@bp.route("/enterprises/<int:enterprise_id>/security-officers")
+@gated(ACCESS_MANAGEMENT, "view")
+def enterprise_officers(enterprise_id: int):
+    return _enterprise_officers_page(enterprise_id)
+
+
+@bp.route("/enterprises/<int:enterprise_id>/security-officers", methods=["POST"])
+@gated(ACCESS_MANAGEMENT, sec.MANAGE_SECURITY_OFFICERS)
+def appoint_enterprise_officer(enterprise_id: int):
+    form = PersonChoiceForm()
+    if not form.validate_on_submit() or not form.person_id.data:
+        return _enterprise_officers_page(enterprise_id, 422, form=form)
+    session = get_session()
+    try:
+        appointment = sec.appoint_enterprise_officer(
+            session, ops.get_enterprise(session, enterprise_id), _person(form.person_id.data), by=request_context(),
+            initial_password_days=current_app.config["INITIAL_PASSWORD_DAYS"])
+    except DomainError as error:
+        apply_domain_error(form, error)
+        return _enterprise_officers_page(enterprise_id, error.status, form=form)
+    flash(_("%(name)s is now a security officer.", name=appointment.officer.person.full_name), "success")
+    # Rendered, not redirected: an initial password is shown this once.
+    return _enterprise_officers_page(enterprise_id, credential=appointment.credential)
+
+
+@bp.route("/enterprises/<int:enterprise_id>/security-officers/<int:person_id>/end", methods=["POST"])
+@gated(ACCESS_MANAGEMENT, sec.MANAGE_SECURITY_OFFICERS)
+def end_enterprise_officer(enterprise_id: int, person_id: int):
+    if not ButtonForm().validate_on_submit():
+        return _enterprise_officers_page(enterprise_id, 400)
+    session = get_session()
+    try:
+        sec.end_enterprise_officer(session, ops.get_enterprise(session, enterprise_id), _person(person_id),
+                                   by=request_context())
+    except DomainError as error:
+        return _enterprise_officers_page(enterprise_id, error.status, error=error_text(error))
+    flash(_("The appointment as security officer ended."), "success")
+    return redirect(url_for("audit.enterprise_officers", enterprise_id=enterprise_id))
+
+
+# --- security officers of the institution (portal officers) ----------------------------------------------
+
+
+def _institution_officers_page(status: int = 200, form: InstitutionOfficerForm | None = None, credential=None,
+                               error: str | None = None):
+    session = get_session()
+    return render_template("audit/officers.html", enterprise=None, officers=sec.current_officers(session, None),
+                           form=None, institution_form=form or InstitutionOfficerForm(formdata=None),
+                           button=ButtonForm(formdata=None), credential=credential, error=error,
+                           appoint_url=url_for("audit.appoint_institution_officer"),
+                           end_endpoint="audit.end_institution_officer"), status
+
+
+@bp.route("/officer/security-officers")
+@gated(PORTAL_ADMINISTRATION, "view_security_officers", enterprise_arg=None)
+def institution_officers():
+    return _institution_officers_page()
+
+
+@bp.route("/officer/security-officers", methods=["POST"])
+@gated(PORTAL_ADMINISTRATION, sec.APPOINT_INSTITUTION_OFFICER, enterprise_arg=None)
+def appoint_institution_officer():
+    form = InstitutionOfficerForm()
+    if not form.validate_on_submit():
+        return _institution_officers_page(422, form=form)
+    session = get_session()
+    try:
+        ctx = request_context()
+        person = ops.record_person(session, insz=form.insz.data, first_name=form.first_name.data,
+                                   last_name=form.last_name.data, email=form.email.data, by=ctx)
+        appointment = sec.appoint_institution_officer(
+            session, person, by=ctx, initial_password_days=current_app.config["INITIAL_PASSWORD_DAYS"])
+    except DomainError as error:
+        apply_domain_error(form, error)
+        return _institution_officers_page(error.status, form=form)
+    flash(_("%(name)s is now a security officer of the institution.", name=appointment.officer.person.full_name),
+          "success")
+    return _institution_officers_page(credential=appointment.credential)
+
+
+@bp.route("/officer/security-officers/<int:person_id>/end", methods=["POST"])
+@gated(PORTAL_ADMINISTRATION, sec.APPOINT_INSTITUTION_OFFICER, enterprise_arg=None)
+def end_institution_officer(person_id: int):
+    if not ButtonForm().validate_on_submit():
+        return _institution_officers_page(400)
+    try:
+        sec.end_institution_officer(get_session(), _person(person_id), by=request_context())
+    except DomainError as error:
+        return _institution_officers_page(error.status, error=error_text(error))
+    flash(_("The appointment as security officer ended."), "success")
+    return redirect(url_for("audit.institution_officers"))
+
+
+def filter_link(params: dict[str, Any]) -> str:
+    return url_for("audit.review", **params)
+
+
+@bp.context_processor
+def _helpers():
+    from access.clock import BRUSSELS, as_utc
+    from access.validators import format_kbo
+
+    return {"moment": lambda value: as_utc(value).astimezone(BRUSSELS).strftime("%Y-%m-%d %H:%M:%S") if value else "",
+            "kbo": lambda number: format_kbo(number) if number else ""}

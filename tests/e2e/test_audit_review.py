@@ -53,8 +53,8 @@ def world(e2e_sessions) -> World:
             ops.add_link(session, enterprise_, p, kind, date(2019, 1, 1), by=CLI_CONTEXT)
             return p
 
-        employer = enterprise(4_700_000 + n, f"Brouwerij De Hop {n}", 1_700_000 + n)
-        other = enterprise(4_710_000 + n, f"Slagerij Ossenhaas {n}", 1_710_000 + n)
+        employer = enterprise(4_800_000 + n, f"Brouwerij De Hop {n}", 1_800_000 + n)
+        other = enterprise(4_810_000 + n, f"Slagerij Ossenhaas {n}", 1_810_000 + n)
         admin = person(employer, 1, "Jef", f"Brouwer{n}", LinkKind.ZAAKVOERDER)
         officer = person(employer, 2, "Ines", f"Waakzaam{n}")
         user = person(employer, 3, "Pol", f"Tapper{n}")

@@ -44,6 +44,32 @@ def business_counts(session: Session) -> dict[str, int]:
             for model in BUSINESS_MODELS}
 
 
+def row_counts(session: Session, models: tuple = ()) -> dict[str, int]:
+    """Rows of the business models and of `models`, by table."""
+    counts = business_counts(session)
+    counts.update({m.__tablename__: session.scalar(select(func.count()).select_from(m)) for m in models})
+    return counts
+
+
+class OnlyAuditWritten:
+    """The block writes no row of the business models nor of `models`, and exactly the audit records
+    of these (action, outcome)s, in order."""
+
+    def __init__(self, session: Session, *expected: tuple[str, str], models: tuple = ()) -> None:
+        self.session, self.expected, self.models = session, list(expected), models
+
+    def __enter__(self) -> "OnlyAuditWritten":
+        self.before, self.last = row_counts(self.session, self.models), last_audit_id(self.session)
+        return self
+
+    def __exit__(self, exc_type, *_) -> None:
+        if exc_type is not None:
+            return
+        assert row_counts(self.session, self.models) == self.before
+        self.records = audit_since(self.session, self.last)
+        assert [(r.action, r.outcome) for r in self.records] == self.expected
+
+
 def audit_count(session: Session) -> int:
     session.expire_all()
     return session.scalar(select(func.count()).select_from(AuditRecord))

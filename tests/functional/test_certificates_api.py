@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import base64
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
-from sqlalchemy import func, select
 
 from certificates.models import (AccessToken, ApiClient, Certificate, CertificateRequest, CertificateState,
                                  ExpiryNotice, UsedAssertion)
 from certificates.qc import ORGANIZATION_IDENTIFIER
 from certificates.validation import load_trust_list
 from tests.conftest import DEFAULT_NOW
-from tests.functional.helpers import audit_since, business_counts, last_audit_id, problem_of
+from tests.functional.helpers import OnlyAuditWritten, audit_since, last_audit_id, problem_of
 from tests.functional.test_oauth import Machines, bearer, get_token
 from tests.pki import QC_TYPE_ESIGN, TestPKI, ec_key, rsa_key
 
@@ -71,28 +71,7 @@ def admin(world, employer, visitor):
     return browser
 
 
-def counts(session) -> dict[str, int]:
-    result = business_counts(session)
-    result.update({m.__tablename__: session.scalar(select(func.count()).select_from(m)) for m in CERTIFICATE_MODELS})
-    return result
-
-
-class Unchanged:
-    """The block writes no row but audit records of these (action, outcome)s."""
-
-    def __init__(self, session, *expected: tuple[str, str]) -> None:
-        self.session, self.expected = session, list(expected)
-
-    def __enter__(self):
-        self.before, self.last = counts(self.session), last_audit_id(self.session)
-        return self
-
-    def __exit__(self, exc_type, *_):
-        if exc_type is not None:
-            return
-        assert counts(self.session) == self.before
-        self.records = audit_since(self.session, self.last)
-        assert [(r.action, r.outcome) for r in self.records] == self.expected
+Unchanged = partial(OnlyAuditWritten, models=CERTIFICATE_MODELS)  # writes only these audit records
 
 
 def path(enterprise, rest: str = "certificates") -> str:

@@ -4,6 +4,7 @@ client of examples/api_client.py driving a live server as a real client would.""
 from __future__ import annotations
 
 import threading
+from functools import partial
 from datetime import date
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from mandates import operations as mops
 from mandates.groups import load_groups
 from mandates.models import ProviderKind
 from tests.conftest import DEFAULT_NOW
-from tests.functional.helpers import audit_since, business_counts, last_audit_id, problem_of
+from tests.functional.helpers import OnlyAuditWritten, audit_since, last_audit_id, problem_of, row_counts
 from tests.pki import TestPKI, ec_key, rsa_key
 
 BASE = "https://portal.test"
@@ -101,28 +102,7 @@ def bearer(http, method: str, path: str, token: str, **kwargs):
     return http.open(path, method=method, headers={"Authorization": f"Bearer {token}"}, base_url=BASE, **kwargs)
 
 
-def counts(session) -> dict[str, int]:
-    result = business_counts(session)
-    result.update({m.__tablename__: session.scalar(select(func.count()).select_from(m)) for m in MACHINE_MODELS})
-    return result
-
-
-class OnlyAudit:
-    """The block writes nothing but audit records of these actions."""
-
-    def __init__(self, session, *expected: tuple[str, str]) -> None:
-        self.session, self.expected = session, list(expected)
-
-    def __enter__(self):
-        self.before, self.last = counts(self.session), last_audit_id(self.session)
-        return self
-
-    def __exit__(self, exc_type, *_):
-        if exc_type is not None:
-            return
-        assert counts(self.session) == self.before
-        self.records = audit_since(self.session, self.last)
-        assert [(r.action, r.outcome) for r in self.records] == self.expected
+OnlyAudit = partial(OnlyAuditWritten, models=MACHINE_MODELS)  # writes only these audit records
 
 
 def oauth_error(response, error: str, status: int = 400) -> dict:
@@ -465,10 +445,10 @@ def test_bad_api_client_input_writes_nothing(payload, status, field, machines, w
     browser = visitor()
     browser.api_login(admin.login)
     payload = {"certificate_id": certificate.id, **payload}
-    before = counts(db_session)
+    before = row_counts(db_session, MACHINE_MODELS)
     problem = problem_of(browser.api("POST", f"/api/v1/enterprises/{employer.id}/api-clients", payload), status)
     assert problem["field"] == field
-    assert counts(db_session) == before
+    assert row_counts(db_session, MACHINE_MODELS) == before
 
 
 def test_api_clients_are_the_administrators_business(machines, world, visitor, db_session):

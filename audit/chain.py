@@ -148,13 +148,33 @@ def canonical_text(v: Sequence[Any], seq: int, prev_hash: str, json_text: bool =
     """canonical_bytes(canonical_record(v), seq, prev_hash), decoded, from the values of
     RECORD_FIELDS in that order (typed as SQLAlchemy returns them, or, with json_text, as SQLite
     returns them raw: JSON columns as text, the timestamp as text)."""
+    # The common types are written inline (str, int, None): a Python call per field would cost a
+    # third of verify's time; anything else goes through the general helpers.
+    s, S, I = _string, _str, _int
     j = _json_text if json_text else _json_value
-    return (f'{{"prev_hash":{_str(prev_hash)},"record":{{"action":{_str(v[7])},"actor_label":{_str(v[3])},'
-            f'"actor_person_id":{_int(v[2])},"application":{_str(v[6])},"details":{j(v[11])},'
-            f'"enterprise_id":{_int(v[4])},"id":{_int(v[0])},"ip":{_str(v[12])},"occurred_at":{_time(v[1])},'
-            f'"outcome":{_str(v[8])},"path":{j(v[10])},"provider_enterprise_id":{_int(v[5])},'
-            f'"reason":{_str(v[9])},"request_id":{_str(v[14])},"user_agent":{_str(v[13])}}},'
-            f'"seq":{_int(seq)},"v":{ENCODING_VERSION}}}')
+    (record_id, occurred_at, actor_person_id, actor_label, enterprise_id, provider_enterprise_id, application,
+     action, outcome, reason, path, details, ip, user_agent, request_id) = v
+    return "".join((
+        '{"prev_hash":', s(prev_hash) if prev_hash.__class__ is str else S(prev_hash),
+        ',"record":{"action":', s(action) if action.__class__ is str else S(action),
+        ',"actor_label":', s(actor_label) if actor_label.__class__ is str else S(actor_label),
+        ',"actor_person_id":', "null" if actor_person_id is None else I(actor_person_id),
+        ',"application":', "null" if application is None else S(application),
+        ',"details":', "null" if details is None else j(details),
+        ',"enterprise_id":', "null" if enterprise_id is None else I(enterprise_id),
+        ',"id":', str(record_id) if record_id.__class__ is int else I(record_id),
+        ',"ip":', s(ip) if ip.__class__ is str else S(ip),
+        ',"occurred_at":', _time(occurred_at),
+        ',"outcome":', s(outcome) if outcome.__class__ is str else S(outcome),
+        ',"path":', "null" if path is None else j(path),
+        ',"provider_enterprise_id":', "null" if provider_enterprise_id is None else I(provider_enterprise_id),
+        ',"reason":', s(reason) if reason.__class__ is str else S(reason),
+        ',"request_id":', s(request_id) if request_id.__class__ is str else S(request_id),
+        ',"user_agent":', s(user_agent) if user_agent.__class__ is str else S(user_agent),
+        '},"seq":', str(seq) if seq.__class__ is int else I(seq), ',"v":', _VERSION_TEXT, "}"))
+
+
+_VERSION_TEXT = str(ENCODING_VERSION)
 
 
 def hash_values(values: Sequence[Any], seq: int, prev_hash: str, json_text: bool = False) -> str:

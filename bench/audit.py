@@ -66,6 +66,12 @@ from migrations.runner import upgrade  # noqa: E402
 START = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
 TARGET_APPEND = 5_000
 TARGET_VERIFY = 200_000
+TARGET_REVIEW_P95_MS = 100
+# The parties the records name: enterprises acted for (a few large ones, many small ones), the
+# providers among them, and the acting persons. Ids 1..N as inserted into a fresh database.
+ENTERPRISES = 1_000
+PROVIDERS = 20  # enterprises 1..20 are service providers
+PERSONS = 2_000
 
 
 def fmt_int(n: float) -> str:
@@ -102,8 +108,32 @@ def plan_records(n: int, seed: int) -> list[Planned]:
                                  "person": i % 977}
         elif action == "mandate.accept":
             kwargs["details"] = {"mandate": i, "scope": ["dmfa", "dimona"], "provider_kbo": "0123.456.749"}
+        # Who for: most records concern an enterprise, a tenth of them done by a provider's staff;
+        # the enterprises' sizes are skewed (Pareto), as employers' are.
+        if action != "login" or outcome == "success":
+            kwargs["enterprise_id"] = min(ENTERPRISES, int(rng.paretovariate(1.2)) + PROVIDERS)
+            if rng.random() < 0.1:
+                kwargs["provider_enterprise_id"] = rng.randrange(1, PROVIDERS + 1)
+        if not (action == "login" and outcome == "failure"):
+            ctx = ctx.as_actor(rng.randrange(1, PERSONS + 1), ctx.actor_label)
         planned.append(Planned(ctx, kwargs, rng.randrange(1, 2_000_000)))
     return planned
+
+
+def insert_parties(engine: Engine) -> None:
+    """The enterprises and persons the planned records refer to (foreign keys are on)."""
+    from access.models import Enterprise, Person
+
+    now = START
+    enterprises = [{"id": i, "kbo_number": f"{200_000_000 + i:010d}", "name": f"Onderneming {i}",
+                    "name_folded": f"onderneming {i}", "street": "Kerkstraat 1", "postal_code": "1000",
+                    "city": "Brussel", "legal_form": "BV", "rsz_number": None, "joint_committee": None,
+                    "created_at": now} for i in range(1, ENTERPRISES + 1)]
+    persons = [{"id": i, "insz": f"{80_000_000_000 + i:011d}", "first_name": "Persoon", "last_name": str(i),
+                "email": None, "created_at": now} for i in range(1, PERSONS + 1)]
+    with engine.begin() as conn:
+        conn.execute(Enterprise.__table__.insert(), enterprises)
+        conn.execute(Person.__table__.insert(), persons)
 
 
 # --- the databases -------------------------------------------------------------------------------
@@ -115,6 +145,7 @@ def fresh_database(backend: str, url: str | None, label: str, keep: bool, log) -
         engine = make_engine(f"sqlite:///{tmpdir}/bench.sqlite3")
         try:
             upgrade(engine)
+            insert_parties(engine)
             yield engine
         finally:
             engine.dispose()
@@ -130,6 +161,7 @@ def fresh_database(backend: str, url: str | None, label: str, keep: bool, log) -
     engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
     try:
         upgrade(engine)
+        insert_parties(engine)
         yield engine
     finally:
         engine.dispose()
@@ -202,14 +234,84 @@ def timed_verify(engine: Engine, key: Ed25519PrivateKey, batch: int) -> tuple[fl
         return time.perf_counter() - began, result
 
 
-# --- TODO hook: the review screen's filtered query -------------------------------------------------
+# --- the review screen's queries ---------------------------------------------------------------
 
-def review_query_latency(engine: Engine, records: int, out: Callable[[str], None]) -> None:
-    """TODO(issue 5, review screen): time the review screen's default filtered query at this size
-    (target p95 < 100 ms) once its query builder exists (audit/queries.py, another part of issue 5).
-    Left as a hook on purpose: this benchmark does not build that query itself."""
-    out(f"  filtered query (review screen): TODO - not measured yet (hook bench/audit.py "
-        f"review_query_latency; {fmt_int(records)} records in place)")
+def percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def timed_queries(engine: Engine, make_query: Callable[[Session, random.Random], Any], runs: int,
+                  seed: int) -> list[float]:
+    """Milliseconds per call of make_query, each run in a fresh session (as a request is)."""
+    rng = random.Random(seed)
+    times = []
+    for _ in range(runs):
+        with Session(engine) as session:
+            began = time.perf_counter()
+            make_query(session, rng)
+            times.append((time.perf_counter() - began) * 1000)
+    return times
+
+
+def review_query_latency(engine: Engine, records: int, runs: int, out: Callable[[str], None]) -> bool:
+    """The review screen's queries (audit.queries.page: the newest page of 50 with the names joined,
+    keyset-paginated) at this size, p50/p95 over `runs` calls each; baseline: the cheapest indexed
+    read of 50 records (newest ids, no join, no filter) in the same database.
+    Returns whether the default queries (first page, institution and enterprise) meet the target."""
+    from audit import queries as q
+
+    busiest = PROVIDERS + 1  # the Pareto draw puts the most records on the first employer
+
+    def enterprise_page(session: Session, rng: random.Random, **fields: str):
+        enterprise = busiest if rng.random() < 0.5 else rng.randrange(PROVIDERS + 1, ENTERPRISES + 1)
+        flt = q.parse_and_resolve(session, {"enterprise": str(enterprise), **fields})
+        return q.page(session, flt, q.AuditScope.of_enterprise(enterprise))
+
+    def second_page(session: Session, rng: random.Random):
+        first = q.page(session, q.AuditFilter(), q.AuditScope.of_enterprise(busiest))
+        return q.page(session, q.AuditFilter(), q.AuditScope.of_enterprise(busiest),
+                      after=q.decode_cursor(first.next_cursor)) if first.next_cursor else first
+
+    def institution(session: Session, rng: random.Random, **fields: str):
+        return q.page(session, q.parse_and_resolve(session, fields), q.AuditScope.of_institution())
+
+    last_day = (START + _span(records)).date().isoformat()
+    contenders: list[tuple[str, Callable[[Session, random.Random], Any], bool]] = [
+        ("baseline: newest 50 ids, no join", lambda s, r: s.execute(
+            select(AuditRecord.id).order_by(AuditRecord.id.desc()).limit(50)).all(), False),
+        ("institution, default (newest page)", institution, True),
+        ("enterprise officer, default (newest page)", enterprise_page, True),
+        ("enterprise officer, next page (cursor)", second_page, False),
+        ("enterprise, outcome denied, last day", lambda s, r: enterprise_page(
+            s, r, outcome="denied", **{"from": last_day}), False),
+        ("institution, action decision:*", lambda s, r: institution(s, r, action="decision:*"), False),
+        ("institution, actor + IP", lambda s, r: institution(
+            s, r, actor=str(r.randrange(1, PERSONS + 1)), ip=f"192.0.2.{r.randrange(256)}"), False),
+        ("institution, words in the reason", lambda s, r: institution(s, r, q="Multifunctional"), False),
+    ]
+    out(f"  review screen queries ({fmt_int(records)} records, {runs} calls each, p50 / p95):")
+    met = True
+    baseline_p95 = None
+    for n, (label, make_query, is_default) in enumerate(contenders):
+        timed_queries(engine, make_query, 2, seed=n)  # warm the caches
+        times = timed_queries(engine, make_query, runs, seed=n)
+        p50, p95 = percentile(times, 0.5), percentile(times, 0.95)
+        if baseline_p95 is None:
+            baseline_p95 = p95
+        verdict = ""
+        if is_default:
+            verdict = f"; target p95 < {TARGET_REVIEW_P95_MS} ms: {'met' if p95 < TARGET_REVIEW_P95_MS else 'NOT met'}"
+            met &= p95 < TARGET_REVIEW_P95_MS
+        out(f"    {label + ':':45} {p50:8.2f} / {p95:8.2f} ms ({ratio(p95, baseline_p95)} of the baseline){verdict}")
+    return met
+
+
+def _span(records: int):
+    """How far the planned records' clock runs (mean step 1 s)."""
+    from datetime import timedelta
+
+    return timedelta(seconds=records)
 
 
 # --- the run -------------------------------------------------------------------------------------
@@ -254,7 +356,7 @@ def run_backend(backend: str, url: str | None, args, planned: list[Planned], out
             f"{ratio(result.links / verify_s, selected / sel_s)} of the SELECT; {target(result.links / verify_s, TARGET_VERIFY)}")
         out(f"  verify result: {'INTACT' if result.ok else 'BROKEN'}, {fmt_int(result.records)} records, "
             f"{fmt_int(result.links)} links, {result.checkpoints} checkpoints ({result.signatures_checked} signatures)")
-        review_query_latency(engine, total, out)
+        review_query_latency(engine, total, args.query_runs, out)
         checkpoints = total // args.checkpoint_every if args.checkpoint_every > 0 else 0
         intact = result.ok and result.links == result.records == total and result.checkpoints == checkpoints
         if not intact:
@@ -276,6 +378,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--database-url", default=None,
                         help="PostgreSQL as well (default: DATABASE_URL if it names PostgreSQL)")
     parser.add_argument("--no-sqlite", action="store_true", help="only the PostgreSQL run")
+    parser.add_argument("--query-runs", type=int, default=100, help="calls per review-screen query (default 100)")
     parser.add_argument("--seed", type=int, default=20261102)
     parser.add_argument("--keep", action="store_true", help="keep the databases (paths/schemas printed)")
     args = parser.parse_args(argv)

@@ -100,6 +100,7 @@ def import_all_models() -> None:
     """Register every mapped class on Base.metadata (Alembic and tests need all of them)."""
     import access.models  # noqa: F401
     import audit.models  # noqa: F401
+    import audit.alerts  # noqa: F401  (the alerts' models live with their rules)
     import certificates.models  # noqa: F401
     import mandates.models  # noqa: F401
     import repertory.models  # noqa: F401

@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT_CHECKPOINT_EVERY": 10_000,
     "AUDIT_SINK": "",  # "" | "jsonl:/path/file.jsonl" | "syslog"
     "AUDIT_SINK_FSYNC": False,
+    "ALERT_RULES": None,  # path of the alert rules (TOML); default config/alerts.toml (audit/alerts.py)
 }
 
 
@@ -61,6 +62,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config.update(config)
     _load_secret_key(app)
     _set_clock(app)
+    _load_alert_rules(app)
     app.url_map.converters["int"] = DatabaseId
 
     from portal import database, extensions, i18n, security
@@ -73,10 +75,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from portal import cli, errors
     from portal.views import account, admin, apps, audit, certificates, home, mandates, officer, repertory
     from portal.api import audit as _audit_api  # noqa: F401  registers the audit routes on the API blueprint
+    from portal.api import audit_alerts as _alerts_api  # noqa: F401  likewise, the alerts
+    from portal.views import audit_alerts
     from portal.api import init_app as init_api
 
     for blueprint in (account.bp, home.bp, officer.bp, admin.bp, apps.bp, repertory.bp, mandates.bp,
-                      certificates.bp, audit.bp):
+                      certificates.bp, audit.bp, audit_alerts.bp):
         app.register_blueprint(blueprint)
     init_api(app)
     from portal import oauth
@@ -117,3 +121,13 @@ def _set_clock(app: Flask) -> None:
         set_clock(FrozenClock(moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)))
     elif app.config.get("TIME_OFFSET_DAYS"):
         set_clock(OffsetClock(timedelta(days=float(app.config["TIME_OFFSET_DAYS"]))))
+
+
+def _load_alert_rules(app: Flask) -> None:
+    """Read and check config/alerts.toml (or ALERT_RULES) now: a wrong rules file stops the start."""
+    from audit.alerts import AlertConfigError, load_rules
+
+    try:
+        app.extensions["portal.alert_rules"] = load_rules(app.config.get("ALERT_RULES"))
+    except AlertConfigError as error:
+        raise RuntimeError(f"The alert rules are wrong: {error}") from None

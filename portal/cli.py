@@ -302,6 +302,23 @@ def audit_checkpoint() -> None:
                    f"Merkle root {checkpoint.merkle_root}, key {checkpoint.key_id[:16]}")
 
 
+@audit_cli.command("alerts")
+def audit_alerts() -> None:
+    """Scan the audit records committed since the last scan against the alert rules (config/alerts.toml);
+    write each new alert to the outbox of the officers who may see it. Run it every minute (cron or a
+    systemd timer); the officers' dashboard and alerts page scan too."""
+    from access.clock import utcnow
+    from audit.alerts import scan_alerts
+
+    with transaction() as session:
+        result = scan_alerts(session, utcnow(), current_app.extensions["portal.alert_rules"])
+        created = [(alert.id, alert.rule, alert.key) for alert in result.created]
+    click.echo(f"Examined {result.examined} record(s) up to chain position {result.last_seq}; "
+               f"{len(created)} new alert(s), {len(result.updated)} updated.")
+    for alert_id, rule, key in created:
+        click.echo(f"Alert {alert_id}: {rule} {key}")
+
+
 def init_app(app: Flask) -> None:
     for group in (db_cli, officer_cli, enterprise_cli, provider_cli, affiliation_cli, demo_cli, certificates_cli,
                   oauth_cli, audit_cli):

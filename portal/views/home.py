@@ -42,10 +42,12 @@ def index():
                       "expiry_warnings": _expiry_warnings(session_, subject, membership)})
     staff = is_provider_staff(session_, subject.person_id)
     from access.security_officers import officer_appointments_of
+    from portal.views.audit_alerts import dashboard_alerts
 
+    officer_of = officer_appointments_of(session_, subject.person_id)
     return render_template("home/dashboard.html", cards=cards, subject=subject, is_staff=staff,
                            clients=clients_of_staff(session_, subject.person_id) if staff else [],
-                           officer_of=officer_appointments_of(session_, subject.person_id))
+                           officer_of=officer_of, alert_summaries=dashboard_alerts(session_, officer_of))
 
 
 def _expiry_warnings(session_, subject, membership) -> list:

@@ -17,6 +17,7 @@ from access.catalogue import ACCESS_MANAGEMENT, PORTAL_ADMINISTRATION, Catalogue
 from access.clock import today
 from access.models import DIRECT_AUTHORITY_KINDS, Enterprise, Link, Membership, Person, Right, Role
 from access.security_officers import AUDIT_ACTIONS, SECURITY_AUDIT, audit_access
+from audit.subjects import DATA_SUBJECT_ACCESS
 from access.steps import Step, belgian_day
 from access.validators import format_kbo
 from certificates.proof import ProofOfPossession
@@ -175,6 +176,9 @@ def decide(
     if application == SECURITY_AUDIT:
         return _security_audit(session, subject, args, day or today())
 
+    if application == DATA_SUBJECT_ACCESS:
+        return _data_subject(subject, args)
+
     if app.tier is Tier.FREE:
         if app.employer_only and enterprise_id is not None:
             # Free, but still only about employers: Dimona for a company without staff makes no sense.
@@ -238,6 +242,20 @@ def _security_audit(session: Session, subject: Subject, args: tuple, day: date) 
         subject_, application, action_, enterprise_id = args
         return Decision(False, access.reason, (), application, action_, enterprise_id, subject_)
     return _allow(*args, access.path)
+
+
+def _data_subject(subject: Subject, args: tuple) -> Decision:
+    """The data subject view: a person, logged in, about himself only (no enterprise)."""
+    action, enterprise_id = args[2], args[3]
+    if subject.anonymous:
+        return _deny(*args, "login-required", "log in to use this application")
+    if subject.is_machine:
+        return _deny(*args, "machine-no-data-subject", "API clients have no personal data to inspect")
+    if subject.disabled:
+        return _deny(*args, "account-disabled", "this account is disabled")
+    if action != "view" or enterprise_id is not None:
+        return _deny(*args, "unknown-action", f"unknown action '{action}'", action=action)
+    return _allow(*args, [Step("data-subject", "a person inspects the records about himself")])
 
 
 def _apply_requirements(session: Session, decision: Decision, tier: Tier, context: dict[str, Any] | None) -> Decision:

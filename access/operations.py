@@ -135,7 +135,7 @@ def record_person(session: Session, *, insz: str, first_name: str, last_name: st
     session.add(person)
     session.flush()
     record(session, by, action="person.record", outcome="success",
-           details={"person_id": person.id, "name": person.full_name})
+           details={"person_id": person.id, "name": person.full_name}, subject_person_ids=[person.id])
     return person
 
 
@@ -152,7 +152,8 @@ def add_link(session: Session, enterprise: Enterprise, person: Person, kind: Lin
     session.add(link)
     session.flush()
     record(session, by, action="link.add", outcome="success", enterprise_id=enterprise.id,
-           details={"person_id": person.id, "person": person.full_name, "after": _link_snapshot(link)})
+           details={"person_id": person.id, "person": person.full_name, "after": _link_snapshot(link)},
+           subject_person_ids=[person.id])
     return link
 
 
@@ -165,7 +166,8 @@ def end_link(session: Session, link: Link, end_date: date, *, by: RequestContext
     link.end_date = end_date
     session.flush()
     record(session, by, action="link.end", outcome="success", enterprise_id=link.enterprise_id,
-           details={"person_id": link.person_id, "before": before, "after": _link_snapshot(link)})
+           details={"person_id": link.person_id, "before": before, "after": _link_snapshot(link)},
+           subject_person_ids=[link.person_id])
     return link
 
 
@@ -332,7 +334,7 @@ def appoint_local_admin(session: Session, enterprise: Enterprise, person: Person
     _send_credential(session, person, enterprise, "local administrator", credential)
     record(session, by, action="role.appoint_local_admin", outcome="success", enterprise_id=enterprise.id,
            details={"person_id": person.id, "before": before, "after": {"local_admin": person.full_name},
-                    "initial_credential_issued": credential is not None})
+                    "initial_credential_issued": credential is not None}, subject_person_ids=[person.id])
     return Appointment(membership, credential)
 
 
@@ -358,7 +360,8 @@ def hand_over_local_admin(session: Session, enterprise: Enterprise, successor: P
     _send_credential(session, successor, enterprise, "local administrator", credential)
     record(session, by, action="role.hand_over", outcome="success", enterprise_id=enterprise.id,
            details={"before": {"local_admin": predecessor.full_name},
-                    "after": {"local_admin": successor.full_name, predecessor.full_name: "user"}})
+                    "after": {"local_admin": successor.full_name, predecessor.full_name: "user"}},
+           subject_person_ids=[predecessor.id, successor.id])
     return Appointment(membership, credential)
 
 
@@ -385,7 +388,7 @@ def designate(session: Session, enterprise: Enterprise, person: Person, role: Ro
     record(session, by, action=f"role.designate_{role.value}", outcome="success", enterprise_id=enterprise.id,
            details={"person_id": person.id, "person": person.full_name,
                     "before": {"role": before}, "after": {"role": _role_label(role)},
-                    "initial_credential_issued": credential is not None})
+                    "initial_credential_issued": credential is not None}, subject_person_ids=[person.id])
     return Appointment(membership, credential)
 
 
@@ -406,7 +409,7 @@ def remove_member(session: Session, enterprise: Enterprise, person: Person, *, b
     record(session, by, action=f"role.remove_{existing.role.value}", outcome="success", enterprise_id=enterprise.id,
            details={"person_id": person.id, "person": person.full_name,
                     "before": {"role": _role_label(existing.role), "rights": revoked},
-                    "after": {"role": None, "rights": []}})
+                    "after": {"role": None, "rights": []}}, subject_person_ids=[person.id])
 
 
 def membership_action(session: Session, enterprise_id: int, person_id: int, new_role: Role | None) -> str:
@@ -461,7 +464,8 @@ def grant_right(session: Session, enterprise: Enterprise, person: Person, applic
                                               person=person.full_name, application=app.name('en')))
     record(session, by, action="right.grant", outcome="success", enterprise_id=enterprise.id,
            application=app.code, details={"person_id": person.id, "person": person.full_name,
-                                          "before": {"right": False}, "after": {"right": True}})
+                                          "before": {"right": False}, "after": {"right": True}},
+           subject_person_ids=[person.id])
     return right
 
 
@@ -476,7 +480,8 @@ def revoke_right(session: Session, enterprise: Enterprise, person: Person, appli
     session.flush()
     record(session, by, action="right.revoke", outcome="success", enterprise_id=enterprise.id,
            application=application, details={"person_id": person.id, "person": person.full_name,
-                                             "before": {"right": True}, "after": {"right": False}})
+                                             "before": {"right": True}, "after": {"right": False}},
+           subject_person_ids=[person.id])
     return right
 
 
@@ -505,7 +510,8 @@ def create_portal_officer(session: Session, *, insz: str, first_name: str, last_
     account.is_portal_officer = True
     session.flush()
     record(session, by, action="role.create_portal_officer", outcome="success",
-           details={"person_id": person.id, "person": person.full_name, "after": {"portal_officer": True}})
+           details={"person_id": person.id, "person": person.full_name, "after": {"portal_officer": True}},
+           subject_person_ids=[person.id])
     return account, credential
 
 

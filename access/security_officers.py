@@ -106,7 +106,8 @@ def appoint_enterprise_officer(session: Session, enterprise: Enterprise, person:
     ops._send_credential(session, person, enterprise, "security officer", credential)
     record(session, by, action="security_officer.appoint", outcome="success", enterprise_id=enterprise.id,
            details={"person_id": person.id, "person": person.full_name, "scope": "enterprise",
-                    "before": None, "after": _snapshot(officer), "initial_credential_issued": credential is not None})
+                    "before": None, "after": _snapshot(officer), "initial_credential_issued": credential is not None},
+           subject_person_ids=[person.id])
     return OfficerAppointment(officer, credential)
 
 
@@ -140,7 +141,8 @@ def appoint_institution_officer(session: Session, person: Person, *, by: Request
                     "your own user name and password.")
     record(session, by, action="security_officer.appoint", outcome="success",
            details={"person_id": person.id, "person": person.full_name, "scope": "institution",
-                    "before": None, "after": _snapshot(officer), "initial_credential_issued": credential is not None})
+                    "before": None, "after": _snapshot(officer), "initial_credential_issued": credential is not None},
+           subject_person_ids=[person.id])
     return OfficerAppointment(officer, credential)
 
 
@@ -160,7 +162,7 @@ def _end(session: Session, officer: SecurityOfficer, person: Person, by: Request
     session.flush()
     record(session, by, action="security_officer.end", outcome="success", enterprise_id=enterprise_id,
            details={"person_id": person.id, "person": person.full_name, "scope": scope,
-                    "before": before, "after": {"security_officer": False}})
+                    "before": before, "after": {"security_officer": False}}, subject_person_ids=[person.id])
     return officer
 
 

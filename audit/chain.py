@@ -42,6 +42,12 @@ link (its records are gone with it). Survivor records replayed after a rollback 
 are ordinary inserts followed by a commit: they are chained the same way. Records inserted without
 the ORM (a Core insert) are not seen by the hook: `verify` reports them as records outside the chain.
 
+Retention (audit/retention.py) removes expired records that a signed checkpoint covers and keeps
+their links; each removed record has a tombstone (audit_purged_records) naming its link and the
+purge. `verify` accepts a link without its record only with that tombstone (and still checks its
+prev_hash and, through the checkpoint's Merkle root, its record_hash), counts it as purged, and
+reports any other missing record as broken.
+
 After the links, the same hook writes the automatic checkpoint when `seq` crosses a multiple of the
 configured AUDIT_CHECKPOINT_EVERY (audit/checkpoints.py) and leaves the links for the sink, which
 writes them after the commit only (audit/sink.py).
@@ -60,7 +66,7 @@ from sqlalchemy.orm import Session, object_session
 from sqlalchemy import event
 
 from access.clock import utcnow
-from audit.models import AuditRecord, ChainLink, Checkpoint, Verification
+from audit.models import AuditRecord, ChainLink, Checkpoint, Purge, PurgedRecord, Verification
 
 ENCODING_VERSION = 1
 GENESIS_HASH = "0" * 64
@@ -79,6 +85,8 @@ _ID_CHUNK = 500
 
 _records = AuditRecord.__table__
 _links = ChainLink.__table__
+_tombstones = PurgedRecord.__table__
+_purges = Purge.__table__
 _RECORD_COLUMNS = [_records.c[name] for name in RECORD_FIELDS]
 
 
@@ -130,8 +138,17 @@ def _json_value(value: Any) -> str:
 
 @functools.lru_cache(maxsize=8192)  # decision paths and many details repeat
 def _json_text(value: Any) -> str:
-    """A JSON column read raw from SQLite: its stored text, or None for SQL NULL."""
-    return "null" if value is None else _encoder.encode(json.loads(value))
+    """A JSON column read raw from SQLite: its stored text, or None for SQL NULL. Anything else can
+    only be a tampered row (a number or malformed text written around the portal): it is encoded as
+    it is, never parsed into a crash, and its hash will not match."""
+    if value is None:
+        return "null"
+    if type(value) is not str:
+        return _encoder.encode(value) if isinstance(value, (int, float)) else repr(value)
+    try:
+        return _encoder.encode(json.loads(value))
+    except ValueError:
+        return value
 
 
 def _time(value: Any) -> str:
@@ -295,7 +312,8 @@ class Problem:
     """One break in the chain. `seq`/`record_id` name the first record it concerns, when known."""
 
     kind: str  # missing-link, missing-record, edited-link, edited-record, unlinked-record, duplicate-link,
-    #            checkpoint-head, checkpoint-root, checkpoint-signature, checkpoint-key, checkpoint-beyond-head
+    #            checkpoint-head, checkpoint-root, checkpoint-signature, checkpoint-key, checkpoint-beyond-head,
+    #            purge-mismatch
     message: str
     seq: int | None = None
     record_id: int | None = None
@@ -325,6 +343,7 @@ class VerifyResult:
     problems: list[Problem] = field(default_factory=list)  # the first MAX_PROBLEMS found, in chain order
     problem_count: int = 0
     warnings: list[str] = field(default_factory=list)
+    purged: int = 0  # links whose record the retention purge removed (audit/retention.py)
 
     MAX_PROBLEMS = 100
 
@@ -346,6 +365,7 @@ class VerifyResult:
             f"audit chain: {'INTACT' if self.ok else 'BROKEN'}",
             f"records: {self.records}  links: {self.links}  head: seq {self.head_seq or 0} {self.head_hash or '-'}",
             f"checkpoints checked: {self.checkpoints} (signatures verified: {self.signatures_checked})",
+            f"records purged by retention: {self.purged}",
         ]
         lines += [f"warning: {warning}" for warning in self.warnings]
         if not self.ok:
@@ -372,6 +392,7 @@ def verify(session: Session, *, public_keys: Iterable[Any] = (), batch: int = 10
     expected_seq, prev = 1, GENESIS_HASH
     found = 0
     raw_json = session.get_bind().dialect.name == "sqlite"
+    tombstones = _Tombstones(session, batch)
     for row in _walk(session, batch):
         seq, record_id, stored_prev, stored_hash, values = row[0], row[1], row[2], row[3], row[4:]
         result.links += 1
@@ -380,7 +401,7 @@ def verify(session: Session, *, public_keys: Iterable[Any] = (), batch: int = 10
                                                f"with their links, or links deleted)", expected_seq, None))
             checker.skip_to(seq)
         if values[0] is None:
-            result.add(Problem("missing-record", "the link's record is missing (deleted)", seq, record_id))
+            _check_missing_record(result, tombstones, seq, record_id, stored_prev, prev)
             digest = stored_hash
         else:
             found += 1
@@ -398,11 +419,58 @@ def verify(session: Session, *, public_keys: Iterable[Any] = (), batch: int = 10
     result.head_hash = prev if result.links else None
     checker.finish(result.head_seq or 0)
     _check_records_are_linked(session, result, found)
+    _check_purges(session, result)
     # Chain order (the checkpoints' signatures were checked first of all; records outside the
     # chain come last).
     result.problems.sort(key=_chain_order)
     result.finished_at = utcnow()
     return result
+
+
+def _check_missing_record(result: VerifyResult, tombstones: "_Tombstones", seq: int, record_id: int,
+                          stored_prev: str, prev: str) -> None:
+    """A link without its record: lawful only when the retention purge removed the record (its
+    tombstone names this very link), and even then the link must still follow the previous one
+    (its record hash is still checked by the checkpoint's Merkle root and the next link)."""
+    if tombstones.record_at(seq) != record_id:
+        result.add(Problem("missing-record", "the link's record is missing (deleted outside the retention purge)",
+                           seq, record_id))
+        return
+    result.purged += 1
+    if stored_prev != prev:
+        result.add(Problem("edited-link", "prev_hash is not the hash of the previous link "
+                                          "(a link edited, inserted or removed before this one)", seq, record_id))
+
+
+class _Tombstones:
+    """The purge's tombstones by seq, read forward in chunks as the walk meets missing records
+    (constant memory; no query at all for a chain without missing records)."""
+
+    def __init__(self, session: Session, batch: int) -> None:
+        self.session, self.batch = session, batch
+        self.chunk: dict[int, int] = {}
+        self.loaded_to = 0  # every tombstone with seq < loaded_to is in chunk or passed
+
+    def record_at(self, seq: int) -> int | None:
+        if seq >= self.loaded_to:
+            rows = self.session.execute(
+                select(_tombstones.c.seq, _tombstones.c.record_id).where(_tombstones.c.seq >= seq)
+                .order_by(_tombstones.c.seq).limit(self.batch)).all()
+            self.chunk = {row.seq: row.record_id for row in rows}
+            full = len(rows) == self.batch
+            self.loaded_to = rows[-1].seq + 1 if full else 2**63 - 1
+        return self.chunk.get(seq)
+
+
+def _check_purges(session: Session, result: VerifyResult) -> None:
+    """Every tombstone's record is gone and every purge removed the count it recorded: a tombstone
+    added afterwards (to excuse a deletion) or a purge row edited shows here."""
+    tombstoned = session.scalar(select(func.count()).select_from(_tombstones)) or 0
+    recorded = session.scalar(select(func.coalesce(func.sum(_purges.c.count), 0))) or 0
+    if tombstoned != result.purged or recorded != tombstoned:
+        result.add(Problem("purge-mismatch", f"the purges recorded {recorded} removed records, {tombstoned} "
+                                             f"tombstones exist and {result.purged} links lack their record "
+                                             f"with a tombstone"))
 
 
 def _chain_order(problem: Problem) -> tuple[bool, int]:
@@ -456,7 +524,7 @@ def record_verification(session: Session, result: VerifyResult, *, by_label: str
         by_person_id=by_person_id, ok=result.ok, records=result.records, links=result.links,
         checkpoints=result.checkpoints, head_seq=result.head_seq, head_hash=result.head_hash,
         first_broken_seq=first.seq if first else None, first_broken_record_id=first.record_id if first else None,
-        problem=str(first) if first else None, warnings=list(result.warnings),
+        problem=str(first) if first else None, warnings=list(result.warnings), purged=result.purged,
     )
     session.add(row)
     session.flush()

@@ -98,7 +98,61 @@ class Verification(Base):
     first_broken_record_id: Mapped[int | None] = mapped_column(Integer)
     problem: Mapped[str | None] = mapped_column(Text)
     warnings: Mapped[list] = mapped_column(JSON)
+    # Links whose record the retention purge removed (migration 0011; None: verified before it).
+    purged: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         Index("ix_audit_verifications_finished_at", "finished_at"),
+    )
+
+
+class Purge(Base):
+    """One run of the retention purge (audit/retention.py): when, by whom, up to which signed
+    checkpoint, and how many records of each kind it removed with which cut-off. Append-only: it is
+    the proof that the links without a record lost them lawfully."""
+
+    __tablename__ = "audit_purges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    purged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    by_label: Mapped[str | None] = mapped_column(String(120))
+    by_person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
+    # Only records at or below the last checkpoint's seq_to are purged (None: no checkpoint yet).
+    covered_to_seq: Mapped[int | None] = mapped_column(BigInteger)
+    seq_from: Mapped[int | None] = mapped_column(BigInteger)  # lowest and highest seq purged
+    seq_to: Mapped[int | None] = mapped_column(BigInteger)
+    count: Mapped[int] = mapped_column(BigInteger)
+    # {kind: {"prefix": ..., "retention": "5 years", "before": "...Z", "count": n}}
+    kinds: Mapped[dict] = mapped_column(JSON)
+
+    __table_args__ = (
+        CheckConstraint("count >= 0", name="count"),
+    )
+
+
+class PurgedRecord(Base):
+    """The tombstone of one purged record: its link stays in audit_chain (hashes only), and this row
+    says which purge removed the record. Written by the purge in the transaction that deletes the
+    record; the database lets an audit record be deleted only when its tombstone exists."""
+
+    __tablename__ = "audit_purged_records"
+
+    record_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    purge_id: Mapped[int] = mapped_column(ForeignKey("audit_purges.id"), index=True)
+
+
+class RecordSubject(Base):
+    """Whom a record is about (a person): the index of the data subject view (audit/subjects.py),
+    mirrored from the record's details["subject_person_ids"] (which the chain covers) in the same
+    transaction. No foreign key to audit_records (see migration 0007); removed with its record by the
+    retention purge only."""
+
+    __tablename__ = "audit_record_subjects"
+
+    record_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), primary_key=True)
+
+    __table_args__ = (
+        Index("ix_audit_record_subjects_person_record", "person_id", "record_id"),
     )

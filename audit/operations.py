@@ -9,6 +9,8 @@ from sqlalchemy.orm import Session
 
 from access.clock import utcnow
 from audit import chain as _chain, sink as _sink  # noqa: F401 - their session events chain and ship every record
+from audit import subjects as _subjects  # noqa: F401 - its mapper event indexes the records' data subjects
+from audit.subjects import SUBJECTS_KEY
 from audit.models import AuditRecord
 
 # Writes registered under this key in session.info are replayed by the web
@@ -51,7 +53,14 @@ def record(
     details: dict[str, Any] | None = None,
     survive_rollback: bool = False,
     provider_enterprise_id: int | None = None,
+    subject_person_ids: Iterable[int | None] | None = None,
 ) -> AuditRecord:
+    """Append an audit record to the session (flushed and chained with the caller's transaction).
+    `subject_person_ids`: the persons whose data the act consulted or changed; kept in the details
+    (so the chain covers them) and indexed for the data subject view (audit/subjects.py)."""
+    subjects = sorted({int(person_id) for person_id in subject_person_ids or () if person_id is not None})
+    if subjects:
+        details = {**(details or {}), SUBJECTS_KEY: subjects}
     entry = AuditRecord(
         occurred_at=utcnow(),
         actor_person_id=ctx.actor_person_id,

@@ -46,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT_SINK": "",  # "" | "jsonl:/path/file.jsonl" | "syslog"
     "AUDIT_SINK_FSYNC": False,
     "ALERT_RULES": None,  # path of the alert rules (TOML); default config/alerts.toml (audit/alerts.py)
+    "AUDIT_RETENTION": None,  # path of the retention periods (TOML); default config/retention.toml
 }
 
 
@@ -81,6 +82,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     for blueprint in (account.bp, home.bp, officer.bp, admin.bp, apps.bp, repertory.bp, mandates.bp,
                       certificates.bp, audit.bp, audit_alerts.bp):
+        app.register_blueprint(blueprint)
+    from portal.api import audit_subject as _subject_api, audit_verify as _verify_api  # noqa: F401  their routes
+    from portal.views import audit_subject, audit_verify
+
+    for blueprint in (audit_verify.bp, audit_subject.bp):
         app.register_blueprint(blueprint)
     init_api(app)
     from portal import oauth

@@ -319,6 +319,24 @@ def audit_alerts() -> None:
         click.echo(f"Alert {alert_id}: {rule} {key}")
 
 
+@audit_cli.command("purge")
+@click.option("--dry-run", is_flag=True, help="Count the expired records per kind; remove and write nothing.")
+def audit_purge(dry_run: bool) -> None:
+    """Remove the audit records past their retention period (config/retention.toml) that a signed
+    checkpoint covers; their links and the checkpoints stay, so `audit verify` still checks the chain."""
+    from audit.retention import RetentionConfigError, load_policy, purge
+
+    try:
+        policy = load_policy(current_app.config.get("AUDIT_RETENTION"))
+    except RetentionConfigError as error:
+        click.echo(f"Refused (retention configuration): {error}", err=True)
+        sys.exit(2)
+    with transaction() as session:
+        result = purge(session, policy, by=CLI_CONTEXT, dry_run=dry_run)  # a dry run only counts
+    for line in result.report():
+        click.echo(line)
+
+
 def init_app(app: Flask) -> None:
     for group in (db_cli, officer_cli, enterprise_cli, provider_cli, affiliation_cli, demo_cli, certificates_cli,
                   oauth_cli, audit_cli):

@@ -46,6 +46,9 @@ _TEXTS = {
                                         "on %(day)s, so you cannot review its records."),
     "machine-no-security-audit": _l("API clients do not review the audit trail: security officers do, logged in "
                                     "as persons."),
+    # the data subject view (audit/subjects.py)
+    "machine-no-data-subject": _l("API clients have no personal data to inspect: persons do, logged in."),
+    "data-subject": _l("a person inspects the records about himself"),
     "unknown-action": _l("This action does not exist."),
     "allowed": _l("Allowed."),
     # steps of an allowing path

@@ -77,7 +77,18 @@ def _enterprise_page(enterprise_id: int, status: int = 200, **forms):
 @bp.route("/enterprises/<int:enterprise_id>")
 @officer_only("view_enterprise")
 def enterprise(enterprise_id: int):
-    return _enterprise_page(enterprise_id)
+    page = _enterprise_page(enterprise_id)
+    _record_consultation(enterprise_id)
+    return page
+
+
+def _record_consultation(enterprise_id: int) -> None:
+    """The page shows every linked person's INSZ: the data subject view must list this consultation."""
+    from audit.subjects import record_consultation
+
+    session = get_session()
+    record_consultation(session, request_context(), enterprise_id=enterprise_id, what="enterprise links (INSZ)",
+                        person_ids=[link.person_id for link in links_of(session, enterprise_id)])
 
 
 @bp.route("/enterprises/<int:enterprise_id>/links", methods=["POST"])

@@ -157,7 +157,7 @@ def test_record_person_writes_the_person_and_an_audit_record(db_session, clock, 
                                last_name="Janssens", email="jan@example.invalid", by=ctx)
     assert (person.insz, person.first_name, person.email) == (insz, "Jan", "jan@example.invalid")
     record = _only(audit_records(db_session, "person.record"))
-    assert record.details == {"person_id": person.id, "name": "Jan Janssens"}
+    assert record.details == {"person_id": person.id, "name": "Jan Janssens", "subject_person_ids": [person.id]}
 
 
 def test_record_person_returns_the_known_person_without_writing(db_session, clock, ctx, factories):
@@ -194,7 +194,8 @@ def test_add_link_writes_it_and_an_audit_record(db_session, clock, ctx, employer
     record = _only(audit_records(db_session, "link.add"))
     assert record.enterprise_id == employer.id
     assert record.details == {"person_id": person.id, "person": person.full_name,
-                              "after": {"kind": "werknemer", "start_date": "2020-01-01", "end_date": "2027-01-01"}}
+                              "after": {"kind": "werknemer", "start_date": "2020-01-01", "end_date": "2027-01-01"},
+                              "subject_person_ids": [person.id]}
 
 
 def test_link_with_the_end_before_the_start_is_refused(db_session, clock, ctx, employer, factories):
@@ -251,7 +252,7 @@ def test_appoint_local_admin_issues_an_initial_credential_and_audits(db_session,
     record = _only(audit_records(db_session, "role.appoint_local_admin"))
     assert record.enterprise_id == employer.id
     assert record.details == {"person_id": person.id, "before": None, "after": {"local_admin": "An Peeters"},
-                              "initial_credential_issued": True}
+                              "initial_credential_issued": True, "subject_person_ids": [person.id]}
     # The audit trail never holds the password.
     assert credential.password not in repr(record.details)
 
@@ -334,7 +335,8 @@ def test_designate_user_audits_and_issues_a_credential(db_session, clock, employ
     record = _only(audit_records(db_session, "role.designate_user"))
     assert record.actor_person_id == admin.person.id
     assert record.details == {"person_id": person.id, "person": person.full_name, "before": {"role": None},
-                              "after": {"role": "user"}, "initial_credential_issued": True}
+                              "after": {"role": "user"}, "initial_credential_issued": True,
+                              "subject_person_ids": [person.id]}
 
 
 def test_promoting_a_user_to_co_admin_keeps_his_rights(db_session, clock, employer, admin, catalogue):
@@ -404,7 +406,8 @@ def test_grant_and_revoke_right_audit_before_and_after(db_session, clock, employ
     grant = _only(audit_records(db_session, "right.grant"))
     assert (grant.application, grant.enterprise_id, grant.actor_person_id) == ("dmfa", employer.id, admin.person.id)
     assert grant.details == {"person_id": user.person.id, "person": user.person.full_name,
-                             "before": {"right": False}, "after": {"right": True}}
+                             "before": {"right": False}, "after": {"right": True},
+                             "subject_person_ids": [user.person.id]}
 
     clock.advance(hours=1)
     ops.revoke_right(db_session, employer, user.person, "dmfa", by=admin.ctx)
@@ -487,7 +490,8 @@ def test_hand_over_keeps_rights_and_the_old_local_admin_becomes_a_user(db_sessio
     record = _only(audit_records(db_session, "role.hand_over"))
     assert record.actor_person_id == admin.person.id
     assert record.details == {"before": {"local_admin": "An Peeters"},
-                              "after": {"local_admin": "Geert Goossens", "An Peeters": "user"}}
+                              "after": {"local_admin": "Geert Goossens", "An Peeters": "user"},
+                              "subject_person_ids": sorted([admin.person.id, successor.id])}
 
 
 def test_hand_over_to_the_current_user_replaces_his_user_role(db_session, clock, employer, admin, catalogue):

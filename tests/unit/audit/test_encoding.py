@@ -44,3 +44,17 @@ def test_raw_sqlite_values(values, seq):
     raw[10], raw[11] = (None if values[10] is None else json.dumps(values[10])), json.dumps(values[11])
     assert canonical_text(raw, seq, "0" * 64, json_text=True) == \
         canonical_bytes(canonical_record(values), seq, "0" * 64).decode()
+
+
+def test_a_json_column_tampered_into_a_number_or_bad_text_is_encoded_not_parsed_into_a_crash():
+    """SQLite lets a row edited around the portal hold a number or malformed text in a JSON column;
+    verify must report it (the hash differs), not stop on a TypeError or JSONDecodeError."""
+    from audit.chain import _json_text
+
+    assert _json_text('{"b": 1, "a": [1.5, null]}') == '{"a":[1.5,null],"b":1}'
+    assert _json_text(0) == "0" and _json_text(2.5) == "2.5"
+    assert _json_text('{"a": ') == '{"a": '
+    stored = (1, "2026-11-02 09:00:00.000000", None, None, None, None, None, "login", "success", None,
+              None, '{"before": null}', None, None, None)
+    tampered = stored[:11] + (0,) + stored[12:]
+    assert hash_values(stored, 1, "0" * 64, json_text=True) != hash_values(tampered, 1, "0" * 64, json_text=True)

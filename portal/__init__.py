@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT_CHECKPOINT_EVERY": 10_000,
     "AUDIT_SINK": "",  # "" | "jsonl:/path/file.jsonl" | "syslog"
     "AUDIT_SINK_FSYNC": False,
+    # An export of the audit trail holding more records than this needs an explicit confirmation
+    # (audit/export.py); every export is itself audit-logged.
+    "AUDIT_EXPORT_CAP": 100_000,
 }
 
 

@@ -87,9 +87,25 @@ def _make_sqlite_engine(url: str, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A long read (the audit export's stream, see read_only_connection) begins DEFERRED: in WAL mode
+        # it reads a snapshot and takes no write lock, so the other requests keep writing meanwhile.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
+
+
+# Execution option of a connection that only reads (read_only_connection).
+READ_ONLY = "portal_read_only"
+
+
+def read_only_connection(engine: Engine):
+    """A connection of its own for a long read that must not block writers: a deferred transaction on
+    SQLite (a WAL snapshot, no write lock), a REPEATABLE READ READ ONLY one on PostgreSQL (one snapshot
+    for the whole read; with yield_per, a server-side cursor). The caller closes it."""
+    options: dict[str, Any] = {READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    return engine.connect().execution_options(**options)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

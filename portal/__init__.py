@@ -47,6 +47,9 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT_SINK_FSYNC": False,
     "ALERT_RULES": None,  # path of the alert rules (TOML); default config/alerts.toml (audit/alerts.py)
     "AUDIT_RETENTION": None,  # path of the retention periods (TOML); default config/retention.toml
+    # An export of the audit trail holding more records than this needs an explicit confirmation
+    # (audit/export.py); every export is itself audit-logged.
+    "AUDIT_EXPORT_CAP": 100_000,
 }
 
 

@@ -22,13 +22,17 @@ from access.clock import as_utc
 from access.errors import NotFound
 from access.models import Person, SecurityOfficer
 from access.validators import format_kbo
+from audit import export
 from audit import queries as q
 from portal.api.registry import api_route
 from portal.api.schemas import Credential, Input, PersonRefIn
 from portal.context import current_subject, request_context
 from portal.database import get_session
 from portal.gate import check
-from portal.views.audit import application_name, gate_enterprise, parse_or_error, record_scope, split_args
+from portal.errors import problem
+from portal.messages import error_text
+from portal.views.audit import (EXPORT_CONTROLS, application_name, export_response, gate_enterprise, parse_or_error,
+                                plan_export, record_scope, split_args)
 
 FILTER_QUERY = {
     "from": "start: a date (YYYY-MM-DD) or a moment (YYYY-MM-DDTHH:MM, Belgian time unless an offset is given)",
@@ -162,6 +166,33 @@ def audit_record(record_id: int):
     if row is None:
         raise NotFound("Unknown audit record.", "record_id")
     return record_out(row)
+
+
+# --- the export ----------------------------------------------------------------------------------------------
+
+EXPORT_QUERY = {**{name: text for name, text in FILTER_QUERY.items() if name in q.FILTER_FIELDS},
+                "format": "csv or jsonl (required)",
+                "confirm": "true to export more records than the configured cap (AUDIT_EXPORT_CAP); without it "
+                           "such an export is refused (422, field confirm, with count and cap)"}
+
+
+@api_route("/audit/records/export", "GET", summary="Export the filtered audit records as CSV or JSON Lines "
+                                                 "(streamed; the export is itself audit-logged)",
+           tag="audit", gate=sec.SECURITY_AUDIT, query=EXPORT_QUERY, media_types=tuple(export.FORMATS.values()))
+def audit_records_export():
+    """The records of the filter (the same fields as GET /api/v1/audit/records), newest first, streamed:
+    CSV (text/csv, a header row; cells a spreadsheet would run as a formula start with an apostrophe) or
+    JSON Lines (application/x-ndjson, one object per record). The export's own audit record (action
+    audit.export) is committed before the first byte; it is not part of the export."""
+    session = get_session()
+    raw = {name: request.args.getlist(name) for name in request.args if name not in EXPORT_CONTROLS}
+    controls = {name: request.args.getlist(name) for name in EXPORT_CONTROLS if name in request.args}
+    planned, _, error = plan_export(session, raw, controls)
+    if isinstance(error, export.ConfirmationRequired):
+        return problem(422, error.code, error_text(error), field=error.field, count=error.count, cap=error.cap)
+    if error is not None:
+        raise error
+    return export_response(session, planned)
 
 
 # --- saved filters ----------------------------------------------------------------------------------------

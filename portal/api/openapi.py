@@ -90,6 +90,9 @@ def _operation(op: Operation, components: dict, apps: Catalogue) -> dict:
     responses: dict = {}
     if op.status == 204:
         responses["204"] = {"description": "Done"}
+    elif op.media_types:
+        responses[str(op.status)] = {"description": "OK",
+                                     "content": {media: {"schema": {"type": "string"}} for media in op.media_types}}
     else:
         responses[str(op.status)] = {"description": "OK",
                                      "content": {"application/json": {"schema": _schema(op.response, components)}}}

@@ -30,6 +30,8 @@ class Operation:
     gate: str
     status: int = 200
     query: dict[str, str] = field(default_factory=dict)
+    # A response that is not JSON (a streamed export): its media types, each a string in the document.
+    media_types: tuple[str, ...] = ()
 
 
 OPERATIONS: list[Operation] = []
@@ -37,10 +39,11 @@ OPERATIONS: list[Operation] = []
 
 def api_route(rule: str, method: str, *, summary: str, tag: str, gate: str, body: type[BaseModel] | None = None,
               response: Any = None, status: int = 200, query: dict[str, str] | None = None,
-              max_body_bytes: int | None = None):
+              max_body_bytes: int | None = None, media_types: tuple[str, ...] = ()):
     """`gate` documents how the endpoint reaches the decision point: 'public',
     an application code, or 'self' (decided inside, from the body). `max_body_bytes` raises the
-    JSON body limit (API_MAX_JSON_BYTES) for an endpoint that takes files (base64)."""
+    JSON body limit (API_MAX_JSON_BYTES) for an endpoint that takes files (base64). `media_types`: the
+    content types of a response that is not JSON (the view returns a Response of its own)."""
 
     def decorator(view: Callable):
         @functools.wraps(view)
@@ -67,7 +70,8 @@ def api_route(rule: str, method: str, *, summary: str, tag: str, gate: str, body
             wrapper.public = True
         else:
             wrapper.self_gated = True
-        OPERATIONS.append(Operation(method, rule, summary, tag, body, response, gate, status, query or {}))
+        OPERATIONS.append(Operation(method, rule, summary, tag, body, response, gate, status, query or {},
+                                    tuple(media_types)))
         bp.add_url_rule("/api/v1" + rule, endpoint=view.__name__, view_func=wrapper, methods=[method])
         return wrapper
 

@@ -190,3 +190,6 @@ class Problem(BaseModel):
     warnings: list[str] | None = None
     # A certificate refused (type .../certificate-refused): every check with its outcome.
     checks: list[CheckOut] | None = None
+    # An audit export above the cap (type .../confirmation-required, field confirm): its records and the cap.
+    count: int | None = None
+    cap: int | None = None

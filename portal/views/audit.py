@@ -15,9 +15,11 @@ from flask_babel import gettext as _
 from access import operations as ops
 from access import security_officers as sec
 from access.catalogue import ACCESS_MANAGEMENT, PORTAL_ADMINISTRATION
+from access.clock import BRUSSELS, utcnow
 from access.errors import DomainError, NotFound, ValidationError
 from access.models import Person
 from access.queries import eligible_persons
+from audit import export
 from audit import queries as q
 from portal.context import catalogue, current_subject, request_context
 from portal.database import get_session
@@ -82,7 +84,8 @@ def application_name(code: str | None) -> str | None:
 
 
 def _review_page(session, flt_params: dict[str, str], result: q.AuditPage | None, status: int = 200,
-                 error: ValidationError | None = None, save_form: SaveFilterForm | None = None):
+                 error: ValidationError | None = None, save_form: SaveFilterForm | None = None,
+                 confirm_export: str | None = None):
     form = AuditFilterForm(formdata=None, data={("from_" if k == "from" else k): v for k, v in flt_params.items()})
     if error is not None:
         field = getattr(form, "from_" if error.field == "from" else (error.field or ""), None)
@@ -96,7 +99,7 @@ def _review_page(session, flt_params: dict[str, str], result: q.AuditPage | None
         save_form=save_form or SaveFilterForm(formdata=None), saved=q.saved_filters(session, subject.person_id),
         button=ButtonForm(formdata=None), application_name=application_name,
         page_url=lambda **paging: url_for("audit.review", **flt_params, **paging),
-        query_string=urlencode(flt_params)), status
+        query_string=urlencode(flt_params), confirm_export=confirm_export), status
 
 
 @bp.route("/audit")
@@ -175,6 +178,70 @@ def delete_filter(filter_id: int):
     flash(_("Saved filter deleted."), "success")
     return redirect(url_for("audit.review", **({"enterprise": saved.params["enterprise"]}
                                                if "enterprise" in saved.params else {})))
+
+
+# --- the export ------------------------------------------------------------------------------------------------
+
+EXPORT_CONTROLS = ("format", "confirm")
+
+
+def export_sessions():
+    """(open, close) of the session the export's rows are read from once the request has committed: a
+    read-only connection of its own on the app's engine. An app given a session factory instead (the
+    tests' savepoint session) has no engine, and only that session sees its data: the stream reads
+    through it (it is shared, so the end of the request did not close it)."""
+    engine = current_app.extensions.get("portal.engine")
+    if engine is None:
+        session = get_session()
+        return (lambda: session), (lambda _: None)
+    return (lambda: export.read_only_session(engine)), export.close_read_only_session
+
+
+def plan_export(session, raw: dict, controls: dict) -> tuple[export.ExportPlan | None, q.AuditFilter | None,
+                                                            ValidationError | None]:
+    """Ask the decision point about exporting the filter's records, then plan the export in the scope it
+    grants (a refusal raises AccessDenied before anything about the filter is told)."""
+    flt, error = parse_or_error(session, raw)
+    decision = check(sec.SECURITY_AUDIT, "export", gate_enterprise(session, flt, raw))
+    if error is not None:
+        return None, None, error
+    try:
+        fmt = export.parse_format(controls.get("format", []))
+        confirmed = export.parse_confirm(controls.get("confirm", []))
+        return export.plan(session, flt, q.AuditScope.from_decision(decision), fmt, confirmed=confirmed,
+                           cap=current_app.config["AUDIT_EXPORT_CAP"]), flt, None
+    except ValidationError as plan_error:
+        return None, flt, plan_error
+
+
+def export_response(session, planned: export.ExportPlan):
+    """Audit-log the export (committed with the request, before the first byte) and stream its rows."""
+    export.record_export(session, request_context(), planned)
+    open_session, close_session = export_sessions()
+    stamp = utcnow().astimezone(BRUSSELS).strftime("%Y-%m-%d-%H%M")
+    response = current_app.response_class(export.stream(open_session, close_session, planned),
+                                          content_type=export.FORMATS[planned.fmt])
+    response.headers["Content-Disposition"] = \
+        f'attachment; filename="audit-records-{stamp}.{export.EXTENSIONS[planned.fmt]}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/audit/export", methods=["POST"])
+@self_gated
+def export_records():
+    """The review screen's export buttons (POST: the export writes its audit record; CSRF checked)."""
+    session = get_session()
+    raw = {name: request.form.getlist(name) for name in request.form
+           if name not in EXPORT_CONTROLS and name != "csrf_token"}
+    controls = {name: request.form.getlist(name) for name in EXPORT_CONTROLS if name in request.form}
+    planned, flt, error = plan_export(session, raw, controls)
+    if error is not None:
+        params = flt.params if flt is not None else {k: (v[0] if v else "") for k, v in raw.items()
+                                                     if k in q.FILTER_FIELDS}
+        confirm = controls.get("format", [""])[0] if isinstance(error, export.ConfirmationRequired) else None
+        return _review_page(session, params, None, 422, error, confirm_export=confirm)
+    return export_response(session, planned)
 
 
 # --- security officers of an enterprise (its local administrator) -------------------------------------------

@@ -1,8 +1,9 @@
 """Acceptance (issue 5): the local administrator appoints a security officer; she opens the audit trail
-from her dashboard, filters it, opens a record with its decision path and before/after, and is refused
-another enterprise's records."""
+from her dashboard, filters it, exports the filtered records as CSV, opens a record with its decision path
+and before/after, and is refused another enterprise's records."""
 from __future__ import annotations
 
+import csv
 import itertools
 import re
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ class World:
     officer: str
     officer_person_id: int
     user_name: str
+    n: int
 
 
 @pytest.fixture
@@ -68,7 +70,8 @@ def world(e2e_sessions) -> World:
         ops.grant_right(session, employer, user, "dmfa", catalogue=load_catalogue(), by=as_admin)
         ops.designate(session, employer, officer, Role.USER, by=as_admin)  # a user who becomes officer too
         set_own_credentials(session, officer, officer_login, PASSWORD)
-        return World(employer.id, employer.name, other.id, admin_login, officer_login, officer.id, user.full_name)
+        return World(employer.id, employer.name, other.id, admin_login, officer_login, officer.id, user.full_name,
+                     n)
 
 
 def _log_in(page: Page, login: str) -> None:
@@ -109,6 +112,17 @@ def test_officer_filters_and_opens_a_record(page: Page, live_server, world, e2e_
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("right.grant")
     page.screenshot(path=str(tmp_path / "1-filtered.png"), full_page=True)
+
+    # --- she exports the filtered records as CSV: the same record, with names next to the ids
+    with page.expect_download() as download_info:
+        page.get_by_test_id("export-csv").click()
+    download = download_info.value
+    assert re.fullmatch(r"audit-records-\d{4}-\d{2}-\d{2}-\d{4}\.csv", download.suggested_filename)
+    with open(download.path(), encoding="utf-8", newline="") as exported:
+        exported_rows = list(csv.DictReader(exported))
+    assert [(r["action"], r["outcome"], r["enterprise_name"], r["actor_name"]) for r in exported_rows] == [
+        ("right.grant", "success", w.employer_name, f"Jef Brouwer{w.n}")]
+    assert exported_rows[0]["id"] == rows.first.get_attribute("data-record")
     rows.first.locator("a").first.click()
     expect(page.get_by_test_id("record-enterprise")).to_contain_text(w.employer_name)
     expect(page.get_by_test_id("record-after")).to_contain_text('"right": true')
@@ -130,3 +144,7 @@ def test_officer_filters_and_opens_a_record(page: Page, live_server, world, e2e_
         refused = session.scalars(select(AuditRecord).where(
             AuditRecord.enterprise_id == w.other_id, AuditRecord.action == "decision:review")).all()
         assert [r.outcome for r in refused] == ["denied"]
+        [exported] = session.scalars(select(AuditRecord).where(
+            AuditRecord.enterprise_id == w.employer_id, AuditRecord.action == "audit.export")).all()
+        assert exported.details == {"format": "csv", "rows": 1, "confirmed": False, "cap": 100_000, "filter": {
+            "enterprise": str(w.employer_id), "action": "right.grant", "outcome": "success"}}

@@ -17,6 +17,7 @@ from access.catalogue import ACCESS_MANAGEMENT, PORTAL_ADMINISTRATION, Catalogue
 from access.clock import today
 from access.models import DIRECT_AUTHORITY_KINDS, Enterprise, Link, Membership, Person, Right, Role
 from access.security_officers import AUDIT_ACTIONS, SECURITY_AUDIT, audit_access
+from access.security_officers import ACCESS_REVIEW, enterprise_officer_access
 from access.steps import Step, belgian_day
 from access.validators import format_kbo
 from certificates.proof import ProofOfPossession
@@ -207,6 +208,8 @@ def decide(
                      kbo=kbo, application=application)
 
     decision = _own_path(facts, args, app, action, kbo, day)
+    if not decision.allowed and application == ACCESS_MANAGEMENT and action == ACCESS_REVIEW:
+        decision = _access_review_officer(session, decision, day)
     if (not decision.allowed and decision.reason.code in MANDATE_FALLBACK and application != ACCESS_MANAGEMENT
             and "provider_staff" in facts):
         # Not (fully) the enterprise's own person: perhaps its provider's staff, under mandate.
@@ -238,6 +241,15 @@ def _security_audit(session: Session, subject: Subject, args: tuple, day: date) 
         subject_, application, action_, enterprise_id = args
         return Decision(False, access.reason, (), application, action_, enterprise_id, subject_)
     return _allow(*args, access.path)
+
+
+def _access_review_officer(session: Session, refused: Decision, day: date) -> Decision:
+    """An access review is also the enterprise's own security officers' (access/security_officers.py):
+    the administrators' refusal gives way to an officer's appointment; else it stands."""
+    access = enterprise_officer_access(session, refused.subject.person_id, refused.enterprise_id, day)
+    if not access.allowed:
+        return refused
+    return _allow(refused.subject, refused.application, refused.action, refused.enterprise_id, access.path)
 
 
 def _apply_requirements(session: Session, decision: Decision, tier: Tier, context: dict[str, Any] | None) -> Decision:

@@ -120,3 +120,4 @@ def import_all_models() -> None:
     import certificates.models  # noqa: F401
     import mandates.models  # noqa: F401
     import repertory.models  # noqa: F401
+    import reviews.models  # noqa: F401

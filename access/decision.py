@@ -16,10 +16,11 @@ from sqlalchemy.orm import Session, aliased
 from access.catalogue import ACCESS_MANAGEMENT, PORTAL_ADMINISTRATION, Catalogue, Tier
 from access.clock import today
 from access.models import DIRECT_AUTHORITY_KINDS, Enterprise, Link, Membership, Person, Right, Role
-from access.security_officers import AUDIT_ACTIONS, SECURITY_AUDIT, audit_access
-from audit.subjects import DATA_SUBJECT_ACCESS
+from access.security_officers import (ACCESS_REVIEW, AUDIT_ACTIONS, SECURITY_AUDIT, audit_access,
+                                     enterprise_officer_access)
 from access.steps import Step, belgian_day
 from access.validators import format_kbo
+from audit.subjects import DATA_SUBJECT_ACCESS
 from certificates.proof import ProofOfPossession
 from mandates.paths import machine_mandate_path, mandate_path, works_for_a_provider_of
 
@@ -211,6 +212,8 @@ def decide(
                      kbo=kbo, application=application)
 
     decision = _own_path(facts, args, app, action, kbo, day)
+    if not decision.allowed and application == ACCESS_MANAGEMENT and action == ACCESS_REVIEW:
+        decision = _access_review_officer(session, decision, day)
     if (not decision.allowed and decision.reason.code in MANDATE_FALLBACK and application != ACCESS_MANAGEMENT
             and "provider_staff" in facts):
         # Not (fully) the enterprise's own person: perhaps its provider's staff, under mandate.
@@ -256,6 +259,15 @@ def _data_subject(subject: Subject, args: tuple) -> Decision:
     if action != "view" or enterprise_id is not None:
         return _deny(*args, "unknown-action", f"unknown action '{action}'", action=action)
     return _allow(*args, [Step("data-subject", "a person inspects the records about himself")])
+
+
+def _access_review_officer(session: Session, refused: Decision, day: date) -> Decision:
+    """An access review is also the enterprise's own security officers' (access/security_officers.py):
+    the administrators' refusal gives way to an officer's appointment; else it stands."""
+    access = enterprise_officer_access(session, refused.subject.person_id, refused.enterprise_id, day)
+    if not access.allowed:
+        return refused
+    return _allow(refused.subject, refused.application, refused.action, refused.enterprise_id, access.path)
 
 
 def _apply_requirements(session: Session, decision: Decision, tier: Tier, context: dict[str, Any] | None) -> Decision:

@@ -470,7 +470,9 @@ def grant_right(session: Session, enterprise: Enterprise, person: Person, applic
 
 
 def revoke_right(session: Session, enterprise: Enterprise, person: Person, application: str, *,
-                 by: RequestContext) -> Right:
+                 by: RequestContext, reason: str | None = None, path: list[str] | None = None) -> Right:
+    """`reason` and `path` say, in the audit record, what led to it when it is not the administrator's own
+    act on the matrix (an access review: reviews/operations.py)."""
     right = next((r for r in _current_rights(session, enterprise.id, person.id) if r.application == application), None)
     if right is None:
         raise NotFound("%(person)s has no right on '%(application)s' for %(kbo)s.",
@@ -479,8 +481,9 @@ def revoke_right(session: Session, enterprise: Enterprise, person: Person, appli
     right.revoked_by_id = by.actor_person_id
     session.flush()
     record(session, by, action="right.revoke", outcome="success", enterprise_id=enterprise.id,
-           application=application, details={"person_id": person.id, "person": person.full_name,
-                                             "before": {"right": True}, "after": {"right": False}},
+           application=application, reason=reason, path=path,
+           details={"person_id": person.id, "person": person.full_name,
+                    "before": {"right": True}, "after": {"right": False}},
            subject_person_ids=[person.id])
     return right
 

@@ -217,3 +217,39 @@ def audit_access(session: Session, person_id: int, enterprise_id: int | None, da
         Step("link", f"{link.kind.value} of {kbo} since {link.start_date.isoformat()}",
              {"kind": link.kind.value, "kbo": kbo, "since": link.start_date.isoformat()}),
     ))
+
+
+# --- access reviews (reviews/) ---------------------------------------------------------------------------
+
+# The action on access management (toegangsbeheer) of starting, following and answering an access review
+# campaign: the enterprise's administrators by their role and, next to them, its own security officers
+# (access.decision). Revoking what a review lists stays the administrators' act: the decision point is
+# asked again for manage_rights (a right) or manage_providers (a mandate's scope).
+ACCESS_REVIEW = "access_review"
+
+
+def enterprise_officer_access(session: Session, person_id: int, enterprise_id: int, day: date) -> AuditAccess:
+    """Is the person a current security officer of this enterprise, under its direct authority on the day?
+    Not the institution's officer: reviewing who may reach the enterprise's data is the enterprise's own
+    responsibility (seed 001)."""
+    from access.operations import direct_authority_link
+
+    enterprise = session.get(Enterprise, enterprise_id)
+    if enterprise is None:
+        return AuditAccess(False, Step("unknown-enterprise", "unknown enterprise"))
+    kbo = enterprise.kbo_display
+    officer = current_officer(session, enterprise_id, person_id)
+    if officer is None:
+        return AuditAccess(False, Step("not-security-officer", f"not a security officer of {kbo}", {"kbo": kbo}))
+    link = direct_authority_link(session, enterprise_id, person_id, day)
+    if link is None:
+        return AuditAccess(False, Step(
+            "security-officer-no-authority",
+            f"security officer of {kbo}, but not under its direct authority on {day.isoformat()}",
+            {"kbo": kbo, "day": day.isoformat()}))
+    since = belgian_day(officer.started_at)
+    return AuditAccess(True, Step("allowed", "allowed"), (
+        Step("security-officer", f"security officer of {kbo} since {since}", {"kbo": kbo, "since": since}),
+        Step("link", f"{link.kind.value} of {kbo} since {link.start_date.isoformat()}",
+             {"kind": link.kind.value, "kbo": kbo, "since": link.start_date.isoformat()}),
+    ))

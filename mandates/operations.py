@@ -153,8 +153,10 @@ def mandate_snapshot(mandate: Mandate) -> dict[str, object]:
             "groups": sorted({item.application_group for item in mandate.scope})}
 
 
-def _audit(session: Session, by: RequestContext, action: str, mandate: Mandate, before=None, **details) -> None:
-    record(session, by, action=action, outcome="success", enterprise_id=mandate.employer_id,
+def _audit(session: Session, by: RequestContext, action: str, mandate: Mandate, before=None, *,
+           record_reason: str | None = None, record_path: list[str] | None = None, **details) -> None:
+    record(session, by, action=action, outcome="success", enterprise_id=mandate.employer_id, reason=record_reason,
+           path=record_path,
            provider_enterprise_id=mandate.provider.enterprise_id,
            details={"mandate_id": mandate.id, "provider": mandate.provider.enterprise.name,
                     **({"before": before} if before is not None else {}),
@@ -428,7 +430,8 @@ def decide_provider_form(session: Session, mandate: Mandate, provider_enterprise
     return mandate
 
 
-def end_mandate(session: Session, mandate: Mandate, end_date: date | None, *, by: RequestContext) -> Mandate:
+def end_mandate(session: Session, mandate: Mandate, end_date: date | None, *, by: RequestContext,
+                reason: str | None = None, path: list[str] | None = None) -> Mandate:
     """The employer (its local administrator) or an officer ends a relationship. The end date is
     the last day the provider may act (inclusive, like a link's). A pending form is withdrawn."""
     if mandate.status is MandateStatus.PENDING:
@@ -455,7 +458,8 @@ def end_mandate(session: Session, mandate: Mandate, end_date: date | None, *, by
     mandate.end_date = end_date
     mandate.ended_at, mandate.ended_by_id = utcnow(), by.actor_person_id
     session.flush()
-    _audit(session, by, f"mandate.{mandate.kind.value}.end", mandate, before)
+    _audit(session, by, f"mandate.{mandate.kind.value}.end", mandate, before, record_reason=reason,
+           record_path=path)
     _notify_admin(session, mandate.provider.enterprise, "mandate-ended",
                   f"Mandate of {mandate.employer.name} ends",
                   f"{mandate.employer.name} ({mandate.employer.kbo_display}) ended your mandate; its last day is "
@@ -543,3 +547,46 @@ def unassign_staff(session: Session, provider_enterprise: Enterprise, mandate: M
                     "before": {"application": application, "assigned": True},
                     "after": {"application": application, "assigned": False}})
     return assignment
+
+
+# --- narrowing a mandate's scope ---------------------------------------------------------------
+
+
+def mandate_in_force(mandate: Mandate, day: date | None = None) -> bool:
+    """Accepted and not ended by `day` (it may start later): what the employer has entrusted today."""
+    day = day or today()
+    return mandate.status is MandateStatus.ACCEPTED and (mandate.end_date is None or mandate.end_date >= day)
+
+
+def remove_from_scope(session: Session, mandate: Mandate, application: str, *, by: RequestContext,
+                      reason: str | None = None, path: list[str] | None = None) -> Mandate:
+    """The employer takes one application out of a mandate in force (an access review revoking a mandate
+    scope: reviews/operations.py). The provider's staff assignments on it end with it. When it is the
+    mandate's only application, the mandate itself ends (end_mandate): from yesterday, so that access stops
+    at once, or on its start date if it has not started yet (the earliest end a mandate can have). A
+    mandate with an empty scope would hold the employer's one provider place while allowing nothing."""
+    if not mandate_in_force(mandate):
+        raise Conflict("This mandate is no longer in force.", "mandate_id")
+    entry = next((item for item in mandate.scope if item.application == application), None)
+    if entry is None:
+        raise NotFound("'%(application)s' is not within this mandate.", "application", application=application)
+    if len(mandate.scope) == 1:
+        last_day = max(today() - timedelta(days=1), mandate.start_date)
+        return end_mandate(session, mandate, last_day, by=by, reason=reason, path=path)
+    _lock_employer(session, mandate.employer)
+    before = {**mandate_snapshot(mandate), "applications": mandate.applications()}
+    assignments = list(session.scalars(select(StaffAssignment).where(
+        StaffAssignment.mandate_id == mandate.id, StaffAssignment.application == application,
+        StaffAssignment.revoked_at.is_(None))))
+    for assignment in assignments:
+        assignment.revoked_at, assignment.revoked_by_id = utcnow(), by.actor_person_id
+    mandate.scope.remove(entry)  # delete-orphan: the scope row goes
+    session.flush()
+    _audit(session, by, "mandate.scope.remove", mandate, before, record_reason=reason, record_path=path,
+           application=application, applications=mandate.applications(),
+           staff_unassigned=[a.person_id for a in assignments])
+    _notify_admin(session, mandate.provider.enterprise, "mandate-scope-narrowed",
+                  f"Mandate of {mandate.employer.name} narrowed",
+                  f"{mandate.employer.name} ({mandate.employer.kbo_display}) took {application} out of your "
+                  "mandate; your staff can no longer use it for this client.")
+    return mandate

@@ -91,6 +91,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     for blueprint in (audit_verify.bp, audit_subject.bp):
         app.register_blueprint(blueprint)
+    from portal.views import reviews as _reviews_views
+    from portal.api import reviews as _reviews_api  # noqa: F401  registers the access review routes on the API
+
+    app.register_blueprint(_reviews_views.bp)
     init_api(app)
     from portal import oauth
 

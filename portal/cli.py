@@ -337,7 +337,45 @@ def audit_purge(dry_run: bool) -> None:
         click.echo(line)
 
 
+reviews_cli = AppGroup("reviews", help="Access review campaigns.")
+
+
+@reviews_cli.command("close-due")
+def reviews_close_due() -> None:
+    """Close the access reviews whose last day to answer has passed (run daily): flag what is unanswered,
+    revoke it if the review says so, keep the report. One transaction per review: a review that cannot
+    close is reported (exit 1) without holding back the others."""
+    from access.clock import today
+    from reviews.models import AccessReview
+    from reviews.operations import close_review, due_reviews
+
+    factory = current_app.extensions["portal.session_factory"]
+    with transaction() as session:
+        due = [review.id for review in due_reviews(session, today())]
+    failed = 0
+    for review_id in due:
+        session = factory()
+        try:
+            review = close_review(session, session.get(AccessReview, review_id), by=CLI_CONTEXT)
+            counts = review.report["counts"]
+            session.commit()
+            click.echo(f"Access review {review_id} closed: {counts['confirmed']} confirmed, {counts['revoked']} "
+                       f"revoked by the reviewer, {counts['revoked_at_deadline']} revoked at the deadline, "
+                       f"{counts['flagged']} flagged, {counts['gone']} already gone.")
+        except DomainError as error:
+            session.rollback()
+            failed += 1
+            click.echo(f"Access review {review_id} not closed: {error.message}", err=True)
+        finally:
+            if not session.info.get("shared"):
+                session.close()
+    click.echo(f"{len(due) - failed} access review(s) closed.")
+    if failed:
+        sys.exit(1)
+
+
 def init_app(app: Flask) -> None:
+    app.cli.add_command(reviews_cli)
     for group in (db_cli, officer_cli, enterprise_cli, provider_cli, affiliation_cli, demo_cli, certificates_cli,
                   oauth_cli, audit_cli):
         app.cli.add_command(group)

@@ -251,3 +251,17 @@ class InstitutionOfficerForm(FlaskForm):
     first_name = StringField(_l("First name"), validators=[DataRequired(), Length(max=100)])
     last_name = StringField(_l("Last name"), validators=[DataRequired(), Length(max=100)])
     email = StringField(_l("E-mail"), validators=[Optional(), Length(max=254)])
+
+
+# --- access review campaigns (reviews/) ------------------------------------------------------------
+
+
+class StartReviewForm(FlaskForm):
+    deadline = DateField(_l("Last day to answer"), validators=[DataRequired()])
+    revoke_unanswered = BooleanField(_l("Revoke what is still unanswered after that day"))
+
+
+class ReviewAnswerForm(FlaskForm):
+    """One item's answer; the button pressed posts `decision` (confirm or revoke), read by the view."""
+
+    note = TextAreaField(_l("Note"), validators=[Optional(), Length(max=1000)])

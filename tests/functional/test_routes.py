@@ -36,7 +36,7 @@ def test_anonymous_gets_no_non_public_page(app, world, visitor, db_session):
     the decision; a self-gated view that forgot to call the decision point would fail here."""
     enterprise = world.employer()
     admin = world.local_admin(enterprise)
-    values = {"enterprise_id": enterprise.id, "person_id": admin.id, "link_id": 1, "proposal_id": 1, "record_id": 1,
+    values = {"enterprise_id": enterprise.id, "person_id": admin.id, "link_id": 1, "proposal_id": 1, "record_id": 1, "review_id": 1,
               "code": "dmfa", "application": "dmfa", "kbo": enterprise.kbo_number}
     anonymous = visitor()
     checked = []

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterator, Mapping
 
-from sqlalchemy import Select, and_, exists, literal, or_, select, tuple_
+from sqlalchemy import Select, exists, literal, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from access.clock import BRUSSELS, as_utc, utcnow

@@ -25,8 +25,14 @@ Contenders, all fed the same pre-generated records (every column used, as the we
   SELECT (baseline)  the same rows (links joined to records) streamed by one plain SELECT, as verify
                      reads them (the driver's values), without any checking; for reference also
                      through SQLAlchemy's typed result.
+  review queries     the review screen's queries (audit.queries.page, names joined, keyset pages):
+                     p50/p95 over --query-runs calls each, against the newest 50 ids by primary key;
+  export             the whole trail exported as CSV and JSON Lines through audit.export.write (the
+                     web's read-only connection and generators), rows/s against the raw SELECT; the
+                     Python heap's peak (tracemalloc) exporting the newest part of the records and all of them.
 
-Targets (issue 5): append >= 5,000 records/s on SQLite, verify >= 200,000 records/s. Timings are
+Targets (issue 5): append >= 5,000 records/s on SQLite, verify >= 200,000 records/s, the review
+screen's default query p95 < 100 ms at 1,000,000 records. Timings are
 printed, never asserted; a run whose chain does not verify exits with 1. See bench/README.md.
 """
 from __future__ import annotations
@@ -307,6 +313,47 @@ def review_query_latency(engine: Engine, records: int, runs: int, out: Callable[
     return met
 
 
+def timed_export(engine: Engine, fmt: str, flt_fields: dict[str, str], measure_memory: bool) -> tuple[float, int, int, int]:
+    """Export the records matching the filter (institution scope) as the web's stream does: the same
+    read-only connection and generators (audit.export.write), into a temporary file. Returns
+    (seconds, rows, bytes, peak Python memory in bytes or 0). Memory is traced (tracemalloc) in a
+    separate run: tracing slows the export."""
+    import tracemalloc
+
+    from audit import export, queries as q
+
+    gc.collect()
+    with tempfile.TemporaryFile() as out:
+        session = export.read_only_session(engine)
+        try:
+            flt = q.parse_and_resolve(session, flt_fields)
+            if measure_memory:
+                tracemalloc.start()
+            began = time.perf_counter()
+            written = export.write(session, flt, q.AuditScope.of_institution(), fmt, out)
+            elapsed = time.perf_counter() - began
+            peak = tracemalloc.get_traced_memory()[1] if measure_memory else 0
+        finally:
+            if measure_memory:
+                tracemalloc.stop()
+            export.close_read_only_session(session)
+    return elapsed, written.rows, written.bytes, peak
+
+
+def export_figures(engine: Engine, records: int, select_rate: float, out: Callable[[str], None]) -> None:
+    """Rows/s of the export (CSV, JSON Lines) of every record, against the raw SELECT's rate; and the
+    peak memory of exporting the newest part of the records and all of them (constant memory: about equal)."""
+    tenth_from = (START + _span(records) * 0.9).strftime("%Y-%m-%dT%H:%M")
+    for fmt in ("csv", "jsonl"):
+        elapsed, rows, size, _ = timed_export(engine, fmt, {}, False)
+        out(f"  export {fmt:5} (all {fmt_int(rows)} records, {size / 2**20:,.0f} MiB): {fmt_int(rows / elapsed)} rows/s "
+            f"({elapsed:.1f} s), {ratio(rows / elapsed, select_rate)} of the raw SELECT")
+    _, small_rows, _, small_peak = timed_export(engine, "csv", {"from": tenth_from}, True)
+    _, all_rows, _, all_peak = timed_export(engine, "csv", {}, True)
+    out(f"  export memory (CSV, Python heap peak): {small_peak / 2**20:.1f} MiB for {fmt_int(small_rows)} rows, "
+        f"{all_peak / 2**20:.1f} MiB for {fmt_int(all_rows)} rows ({ratio(all_peak, small_peak)})")
+
+
 def _span(records: int):
     """How far the planned records' clock runs (mean step 1 s)."""
     from datetime import timedelta
@@ -357,6 +404,7 @@ def run_backend(backend: str, url: str | None, args, planned: list[Planned], out
         out(f"  verify result: {'INTACT' if result.ok else 'BROKEN'}, {fmt_int(result.records)} records, "
             f"{fmt_int(result.links)} links, {result.checkpoints} checkpoints ({result.signatures_checked} signatures)")
         review_query_latency(engine, total, args.query_runs, out)
+        export_figures(engine, total, selected / sel_s, out)
         checkpoints = total // args.checkpoint_every if args.checkpoint_every > 0 else 0
         intact = result.ok and result.links == result.records == total and result.checkpoints == checkpoints
         if not intact:

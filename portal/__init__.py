@@ -77,24 +77,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     security.init_app(app)
 
     from portal import cli, errors
-    from portal.views import account, admin, apps, audit, certificates, home, mandates, officer, repertory
-    from portal.api import audit as _audit_api  # noqa: F401  registers the audit routes on the API blueprint
-    from portal.api import audit_alerts as _alerts_api  # noqa: F401  likewise, the alerts
-    from portal.views import audit_alerts
+    from portal.views import (account, admin, apps, audit, audit_alerts, audit_subject, audit_verify, certificates,
+                              home, mandates, officer, repertory, reviews)
     from portal.api import init_app as init_api
 
     for blueprint in (account.bp, home.bp, officer.bp, admin.bp, apps.bp, repertory.bp, mandates.bp,
-                      certificates.bp, audit.bp, audit_alerts.bp):
+                      certificates.bp, audit.bp, audit_alerts.bp, audit_verify.bp, audit_subject.bp, reviews.bp):
         app.register_blueprint(blueprint)
-    from portal.api import audit_subject as _subject_api, audit_verify as _verify_api  # noqa: F401  their routes
-    from portal.views import audit_subject, audit_verify
-
-    for blueprint in (audit_verify.bp, audit_subject.bp):
-        app.register_blueprint(blueprint)
-    from portal.views import reviews as _reviews_views
-    from portal.api import reviews as _reviews_api  # noqa: F401  registers the access review routes on the API
-
-    app.register_blueprint(_reviews_views.bp)
     init_api(app)
     from portal import oauth
 

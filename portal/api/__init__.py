@@ -5,7 +5,9 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from portal.api import certificates, clients, endpoints, files, mandates, openapi  # noqa: F401  register the routes on the blueprint
+    # Importing a module registers its routes on the blueprint (portal/api/registry.py).
+    from portal.api import (audit, audit_alerts, audit_subject, audit_verify, certificates, clients,  # noqa: F401
+                            endpoints, files, mandates, openapi, reviews)
     from portal.api.registry import bp
 
     app.register_blueprint(bp)

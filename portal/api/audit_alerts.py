@@ -22,7 +22,7 @@ from portal.api.registry import api_route
 from portal.context import request_context
 from portal.database import get_session
 from portal.gate import check
-from portal.views.audit_alerts import RULE_TITLES, alert_scope, parse_list_args, scan_now
+from portal.views.audit_alerts import RULE_TITLES, alert_scope, enterprise_names, parse_list_args, scan_now
 
 LIST_QUERY = {
     "enterprise": "the enterprise (id or KBO number); an enterprise's security officer must give his own",
@@ -69,11 +69,6 @@ def alert_out(alert: al.Alert, scope: q.AuditScope, enterprises: dict[int, Enter
         records=url_for("api.audit_records", **params) if params is not None else None)
 
 
-def _enterprises(session, alerts: list[al.Alert]) -> dict[int, Enterprise]:
-    ids = {a.enterprise_id for a in alerts if a.enterprise_id is not None}
-    return {e.id: e for e in session.query(Enterprise).filter(Enterprise.id.in_(ids))} if ids else {}
-
-
 @api_route("/audit/alerts", "GET", summary="Security alerts of my scope, newest first (scans new records first)",
            tag="audit", gate=sec.SECURITY_AUDIT, response=list[AlertOut], query=LIST_QUERY)
 def audit_alerts():
@@ -84,7 +79,7 @@ def audit_alerts():
         raise error
     scan_now(session)
     found = al.alerts(session, scope, state=state, limit=500)
-    enterprises = _enterprises(session, found)
+    enterprises = enterprise_names(session, found)
     return jsonify([alert_out(a, scope, enterprises).model_dump(mode="json") for a in found])
 
 
@@ -96,4 +91,4 @@ def audit_alert_acknowledge(alert_id: int):
     if not exists:
         raise NotFound("Unknown alert.", "alert_id")
     alert = al.acknowledge(session, alert_id, scope, by=request_context())
-    return alert_out(alert, scope, _enterprises(session, [alert]))
+    return alert_out(alert, scope, enterprise_names(session, [alert]))

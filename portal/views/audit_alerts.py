@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
+from sqlalchemy import select
 
 from access import security_officers as sec
 from access.clock import BRUSSELS, as_utc, utcnow
@@ -89,12 +90,12 @@ def person_names(session, alerts: list[al.Alert]) -> dict[int, str]:
     ids = {int(a.key.split(":", 1)[1]) for a in alerts if a.key.startswith("person:") and a.key[7:].isdigit()}
     if not ids:
         return {}
-    return {p.id: p.full_name for p in session.query(Person).filter(Person.id.in_(ids))}
+    return {p.id: p.full_name for p in session.scalars(select(Person).where(Person.id.in_(ids)))}
 
 
 def enterprise_names(session, alerts: list[al.Alert]) -> dict[int, Enterprise]:
     ids = {a.enterprise_id for a in alerts if a.enterprise_id is not None}
-    return {e.id: e for e in session.query(Enterprise).filter(Enterprise.id.in_(ids))} if ids else {}
+    return {e.id: e for e in session.scalars(select(Enterprise).where(Enterprise.id.in_(ids)))} if ids else {}
 
 
 def review_url(alert: al.Alert, scope: q.AuditScope) -> str | None:

@@ -23,7 +23,8 @@ def test_tiny_run_appends_and_verifies(capsys):
     for figure in ("append (baseline, no chain):", "append (chain):", "per request (1 record per commit, 20 records)",
                    "SELECT (baseline, 320 rows streamed)", "verify:", "review screen queries (320 records, 3 calls each",
                    "institution, default (newest page):", "enterprise officer, default (newest page):",
-                   "enterprise officer, next page (cursor):", "institution, words in the reason:"):
+                   "enterprise officer, next page (cursor):", "institution, words in the reason:",
+                   "export csv   (all 320 records", "export jsonl (all 320 records", "export memory (CSV"):
         assert figure in out, figure
     assert "TODO" not in out
     assert "FAILED" not in out

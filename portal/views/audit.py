@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _
+from flask_babel import gettext as _, pgettext
 
 from access import operations as ops
 from access import security_officers as sec
@@ -71,6 +71,14 @@ def record_scope(record_id: int) -> q.AuditScope:
     return q.AuditScope.from_decision(check(sec.SECURITY_AUDIT, "review", enterprise_id))
 
 
+def outcome_label(code: str | None) -> str:
+    """The outcome in the reader's language (the code itself stays in the record and the export)."""
+    labels = {"allowed": pgettext("audit outcome", "allowed"), "denied": pgettext("audit outcome", "denied"),
+              "error": pgettext("audit outcome", "error"), "success": pgettext("audit outcome", "success"),
+              "failure": pgettext("audit outcome", "failure")}
+    return labels.get(code or "", code or "")
+
+
 def application_name(code: str | None) -> str | None:
     if not code:
         return None
@@ -99,7 +107,16 @@ def _review_page(session, flt_params: dict[str, str], result: q.AuditPage | None
         save_form=save_form or SaveFilterForm(formdata=None), saved=q.saved_filters(session, subject.person_id),
         button=ButtonForm(formdata=None), application_name=application_name,
         page_url=lambda **paging: url_for("audit.review", **flt_params, **paging),
-        query_string=urlencode(flt_params), confirm_export=confirm_export), status
+        query_string=urlencode(flt_params), confirm_export=confirm_export, outcome_label=outcome_label,
+        institution=subject_sees_institution()), status
+
+
+def subject_sees_institution() -> bool:
+    """Whether the reviewer holds the institution-wide view (for the link to the verification page);
+    asked of the decision point without logging, as the dashboard's cards are."""
+    from access.decision import decide
+
+    return decide(get_session(), current_subject(), None, sec.SECURITY_AUDIT, "review", catalogue=catalogue()).allowed
 
 
 @bp.route("/audit")
@@ -131,6 +148,7 @@ def record_detail(record_id: int):
     back = request.args.get("back", "")
     back_url = url_for("audit.review") + ("?" + back if back and back.isprintable() and len(back) < 2000 else "")
     return render_template("audit/record.html", row=row, pretty=q.pretty, application_name=application_name,
+                           outcome_label=outcome_label,
                            back_url=back_url)
 
 

@@ -313,3 +313,33 @@ def test_every_reason_and_step_of_the_audit_rule_has_a_text(app):
         with app.test_request_context(), force_locale("en"):
             shown = step_text(Step(code, "fallback", {name: SAMPLE_PARAMS.get(name, f"<{name}>") for name in params}))
         assert shown != "fallback" and "%(" not in shown, code
+
+
+# --- links between the officer's pages, outcomes in the reader's language ------------------------------------
+
+
+def test_the_review_links_to_alerts_and_only_the_institution_sees_the_verification_link(
+        activity, officer_of_bakery, bakery, admin_web, world, db_session, visitor):
+    shown = page(admin_web.get(f"/audit?enterprise={bakery.id}"))
+    assert shown.find(data_testid="audit-nav-alerts").attrs["href"] == f"/audit/alerts?enterprise={bakery.id}"
+    assert shown.find(data_testid="audit-nav-verification") is None
+    assert admin_web.get(f"/audit/alerts?enterprise={bakery.id}").status_code == 200
+
+    person = world.person(first="Vera", last="Veilig")
+    sec.appoint_institution_officer(db_session, person, by=world.ctx)
+    world.commit()
+    vera = visitor()
+    vera.login(world.give_own_credentials(person).login)
+    institution = page(vera.get("/audit"))
+    link = institution.find(data_testid="audit-nav-verification")
+    assert link is not None and link.attrs["href"] == "/audit/verification"
+    assert vera.get(link.attrs["href"]).status_code == 200
+
+
+def test_outcomes_are_shown_in_the_readers_language_and_kept_as_codes(activity, officer_of_bakery, bakery, admin,
+                                                                    visitor):
+    browser = visitor(lang="nl")
+    browser.login(admin.login)
+    shown = page(browser.get(f"/audit?enterprise={bakery.id}&outcome=success"))
+    cells = shown.find_all("td", data_outcome="success")
+    assert cells and {cell.text.strip() for cell in cells} == {"geslaagd"}

@@ -305,6 +305,35 @@ def _unlinked_rows(session: Session, ids: list[int]) -> list[Sequence[Any]]:
     return rows
 
 
+def adopt_records_before_the_chain(connection) -> int:
+    """Link the records written before the chain existed (migration 0012, for installations that had
+    records when 0007 added the chain): the unlinked records with an id below the first chained one
+    (all of them while the chain is empty), in id order, after the current head. A record inserted
+    around the chain later has a higher id than some link and stays unlinked: verify keeps reporting it.
+    Returns how many were linked."""
+    first_linked = connection.execute(select(func.min(_links.c.record_id))).scalar()
+    unlinked = (select(*_RECORD_COLUMNS)
+                .where(~select(_links.c.seq).where(_links.c.record_id == _records.c.id).exists())
+                .order_by(_records.c.id))
+    if first_linked is not None:
+        unlinked = unlinked.where(_records.c.id < first_linked)
+    rows = connection.execute(unlinked).all()
+    if not rows:
+        return 0
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
+    head = connection.execute(select(_links.c.seq, _links.c.record_hash).order_by(_links.c.seq.desc()).limit(1)).first()
+    seq, prev = (head.seq, head.record_hash) if head else (0, GENESIS_HASH)
+    now, values = utcnow(), []
+    for row in rows:
+        seq += 1
+        digest = hash_values(row, seq, prev)
+        values.append({"seq": seq, "record_id": row[0], "prev_hash": prev, "record_hash": digest, "chained_at": now})
+        prev = digest
+    connection.execute(insert(_links), values)
+    return len(values)
+
+
 # --- verifying ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

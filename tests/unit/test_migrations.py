@@ -210,3 +210,48 @@ def test_the_provider_column_refers_to_enterprises(fresh):
     with pytest.raises(DBAPIError):
         add_audit_record(fresh, action="dangling", provider_enterprise_id=987654)
     assert audit_actions(fresh) == []
+
+
+def test_records_written_before_the_chain_are_linked_and_verify(fresh):
+    """An installation with audit records before 0007 (the chain): 0012 links them, verify is intact;
+    a record inserted around the chain afterwards is still reported."""
+    from sqlalchemy.orm import Session
+
+    from audit.chain import verify
+
+    upgrade(fresh, "0006")
+    add_audit_record(fresh, action="before.chain.1")
+    with fresh.begin() as connection:
+        connection.execute(insert(AuditRecord.__table__).values(
+            occurred_at=datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc), action="before.chain.2",
+            outcome="success", details={"before": None, "after": {"right": True}}, path=["a", "b"]))
+    upgrade(fresh)
+    with Session(fresh) as session:
+        result = verify(session)
+        assert result.ok, result.report()
+        assert result.links == result.records == 2
+    add_audit_record(fresh, action="around.the.chain")
+    with Session(fresh) as session:
+        result = verify(session)
+        assert not result.ok and [p.kind for p in result.problems] == ["unlinked-record"]
+
+
+def test_an_upgrade_keeps_rows_that_refer_to_a_table_the_migrations_rebuild(fresh):
+    """SQLite rebuilds tables in batch migrations (0002 rebuilds enterprises); with rows referring to
+    them the upgrade must still succeed and keep every row and reference."""
+    upgrade(fresh, "0001")
+    with fresh.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO enterprises (id, kbo_number, name, street, postal_code, city, legal_form, created_at) "
+            "VALUES (7, '0412345614', 'Bakkerij', 'Kerkstraat 1', '1000', 'Brussel', 'BV', '2026-01-01 00:00:00')"))
+        connection.execute(text(
+            "INSERT INTO persons (id, insz, first_name, last_name, created_at) "
+            "VALUES (3, '85073003328', 'An', 'Peeters', '2026-01-01 00:00:00')"))
+        connection.execute(text(
+            "INSERT INTO links (enterprise_id, person_id, kind, start_date, created_at) "
+            "VALUES (7, 3, 'zaakvoerder', '2026-01-01', '2026-01-01 00:00:00')"))
+    upgrade(fresh)
+    with fresh.connect() as connection:
+        assert connection.execute(text("SELECT name, name_folded FROM enterprises WHERE id = 7")).one() == \
+            ("Bakkerij", "bakkerij")
+        assert connection.execute(text("SELECT enterprise_id, person_id FROM links")).all() == [(7, 3)]

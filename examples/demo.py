@@ -24,6 +24,7 @@ from mandates.models import ProviderKind
 
 DEMO_PASSWORD = "Zonnebloem-Kade-47"
 OFFICER_INSZ = make_insz("750412", 101)
+SECURITY_OFFICER_INSZ = make_insz("790923", 77)  # Vera Veilig, the institution's security officer
 # The two demo enterprises that get a demo seal certificate (examples/demo_pki.py).
 BAKERY_KBO, BAKERY_NAME = make_kbo(4_123_456), "Bakkerij De Gouden Korst"
 SECRETARIAT_KBO, SECRETARIAT_NAME = make_kbo(4_444_001), "Sociaal Secretariaat Zuiderpoort"
@@ -56,6 +57,7 @@ def _person(session, enterprise, insz, first, last, kind, start, end=None):
 
 def load_demo(session: Session) -> list[DemoLogin]:
     if session.scalar(select(Person).where(Person.insz == OFFICER_INSZ)) is not None:
+        _load_security_officers(session)  # demo databases loaded before the security officers existed
         return _logins(session)
     catalogue = load_catalogue()
     day = today()
@@ -105,7 +107,30 @@ def load_demo(session: Session) -> list[DemoLogin]:
     session.info["demo_initial_credential"] = appointment.credential
 
     _load_providers(session, bakery, consultancy, frank, catalogue)
+    _load_security_officers(session)
     return _logins(session)
+
+
+def _load_security_officers(session: Session) -> None:
+    """An Peeters is also his bakery's security officer (seed 001 allows the local administrator to be
+    it) and has started an access review; Vera Veilig is the institution's security officer, appointed
+    by the portal officer. Added once."""
+    from access import security_officers as sec
+    from access.models import Enterprise
+    from reviews.operations import start_review
+
+    if session.scalar(select(Person).where(Person.insz == SECURITY_OFFICER_INSZ)) is not None:
+        return
+    bakery = session.scalar(select(Enterprise).where(Enterprise.kbo_number == BAKERY_KBO))
+    an = session.scalar(select(Account).where(Account.username == "an.peeters")).person
+    officer = session.scalar(select(Account).where(Account.username == "officer")).person
+    as_an = CLI_CONTEXT.as_actor(an.id, "an.peeters")
+    sec.appoint_enterprise_officer(session, bakery, an, by=as_an)
+    start_review(session, bakery, deadline=today() + timedelta(days=14), revoke_unanswered=False, by=as_an)
+    vera = ops.record_person(session, insz=SECURITY_OFFICER_INSZ, first_name="Vera", last_name="Veilig",
+                             email="vera@example.invalid", by=CLI_CONTEXT)
+    sec.appoint_institution_officer(session, vera, by=CLI_CONTEXT.as_actor(officer.id, "officer"))
+    set_own_credentials(session, vera, "vera")
 
 
 def _load_providers(session: Session, bakery, consultancy, frank, catalogue) -> None:
@@ -170,7 +195,10 @@ def _load_providers(session: Session, bakery, consultancy, frank, catalogue) -> 
 def _logins(session: Session) -> list[DemoLogin]:
     logins = [
         DemoLogin("officer", "portal officer: registers enterprises, links, local administrators; decides proposals"),
-        DemoLogin("an.peeters", "local administrator of Bakkerij De Gouden Korst (employer)"),
+        DemoLogin("an.peeters", "local administrator and security officer of Bakkerij De Gouden Korst (employer): "
+                                "audit trail, alerts, an open access review"),
+        DemoLogin("vera", "security officer of the institution: every enterprise's audit trail, alerts, the chain's "
+                          "verification"),
         DemoLogin("chris", "co-administrator of the bakery"),
         DemoLogin("bart", "user of the bakery: DmfA, secured repertory, change proposals"),
         DemoLogin("eva", "user of the bakery whose employment ends in 30 days"),

@@ -43,3 +43,22 @@ def test_demo_loads_once_and_each_way_of_seed_001_works(db_session, clock):  # n
     assert not refused.allowed and refused.reason.code == "not-assigned"
     assert allowed(frank, bakery, "personeelsbestand").allowed
     assert allowed(frank, bakery, "dmfa").reason.code == "outside-mandate"
+
+
+def test_the_demo_has_security_officers_and_an_open_access_review(db_session, clock):  # noqa: ARG001
+    from access.security_officers import SECURITY_AUDIT
+    from reviews.operations import open_review_of
+
+    load_demo(db_session)
+    catalogue = load_catalogue()
+    bakery, garage = _enterprise(db_session, "Bakkerij De Gouden Korst"), _enterprise(db_session, "Garage Lambrecht")
+    an, vera = _person(db_session, "An"), _person(db_session, "Vera")
+
+    def review(person, enterprise):
+        return decide(db_session, subject_of(person), enterprise.id if enterprise else None, SECURITY_AUDIT, "review",
+                      catalogue=catalogue).allowed
+
+    assert review(an, bakery) and not review(an, garage) and not review(an, None)
+    assert review(vera, bakery) and review(vera, garage) and review(vera, None)
+    campaign = open_review_of(db_session, bakery.id)
+    assert campaign is not None and campaign.items

@@ -27,6 +27,7 @@ head). Each new checkpoint starts right after the last one. Without a signing ke
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -36,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from access.clock import utcnow
+from access.clock import as_utc, utcnow
 from audit.chain import Problem, _encoder, iso_utc, last_link, lock_chain
 from audit.models import ChainLink, Checkpoint
 
@@ -168,13 +169,29 @@ def write_checkpoint(session: Session, signing_key: Ed25519PrivateKey, *, up_to:
 
 def checkpoint_if_due(session: Session, settings: "AuditSettings", first_seq: int, last_seq: int) -> None:
     """Called by the chain hook with the seqs it just wrote: a checkpoint at the highest multiple of
-    the interval that they crossed."""
-    every = settings.checkpoint_every
-    if settings.signing_key is None or not every or every <= 0:
+    the count interval that they crossed; else, when the time interval has passed since the last
+    checkpoint (or the first link), one up to the head."""
+    if settings.signing_key is None:
         return
-    boundary = (last_seq // every) * every
-    if boundary >= first_seq:
-        write_checkpoint(session, settings.signing_key, up_to=boundary)
+    every = settings.checkpoint_every
+    if every and every > 0:
+        boundary = (last_seq // every) * every
+        if boundary >= first_seq:
+            write_checkpoint(session, settings.signing_key, up_to=boundary)
+            if boundary == last_seq:
+                return
+    if settings.checkpoint_minutes and settings.checkpoint_minutes > 0 and _time_is_up(session, settings, last_seq):
+        write_checkpoint(session, settings.signing_key, up_to=last_seq)
+
+
+def _time_is_up(session: Session, settings: "AuditSettings", last_seq: int) -> bool:
+    last = session.execute(select(_checkpoints.c.seq_to, _checkpoints.c.created_at)
+                           .order_by(_checkpoints.c.seq_to.desc()).limit(1)).first()
+    if last is not None and last.seq_to >= last_seq:
+        return False
+    since = last.created_at if last is not None else session.scalar(
+        select(ChainLink.chained_at).where(ChainLink.seq == 1))
+    return since is not None and utcnow() - as_utc(since) >= timedelta(minutes=settings.checkpoint_minutes)
 
 
 # --- verifying ---------------------------------------------------------------------------------

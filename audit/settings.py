@@ -4,7 +4,10 @@ build them from their configuration, see portal/database.py).
     AUDIT_SIGNING_KEY        path of the portal's Ed25519 private key (PEM) that signs checkpoints;
                              None: instance/audit_signing_key.pem if it exists (`make run` writes it;
                              not under TESTING); "": no key, no checkpoint
-    AUDIT_CHECKPOINT_EVERY   an automatic checkpoint every that many links (0: only on demand)
+    AUDIT_CHECKPOINT_EVERY   an automatic checkpoint every that many links (0: off)
+    AUDIT_CHECKPOINT_MINUTES and one at the first commit after that many minutes since the last
+                             checkpoint (or the first link), covering the chain to its head (0: off);
+                             `audit checkpoint` (cron) covers a portal that stops writing
     AUDIT_SINK               "" (off) | "jsonl:/path/file.jsonl" | "syslog"
     AUDIT_SINK_FSYNC         fsync the JSON Lines file after each commit's lines
 """
@@ -26,6 +29,7 @@ class AuditSettings:
     signing_key: Ed25519PrivateKey | None = None
     checkpoint_every: int = 0
     sink: Any = None  # audit.sink.Sink
+    checkpoint_minutes: int = 0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], instance_path: str | Path | None = None) -> "AuditSettings":
@@ -38,6 +42,7 @@ class AuditSettings:
             key_path = str(default) if default.exists() else ""
         key = load_private_key(key_path) if key_path else None
         return cls(signing_key=key, checkpoint_every=int(config.get("AUDIT_CHECKPOINT_EVERY") or 0),
+                   checkpoint_minutes=int(config.get("AUDIT_CHECKPOINT_MINUTES") or 0),
                    sink=sink_from_spec(config.get("AUDIT_SINK") or "", fsync=bool(config.get("AUDIT_SINK_FSYNC"))))
 
 

@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     # that many records, and a copy of every record outside the database.
     "AUDIT_SIGNING_KEY": None,
     "AUDIT_CHECKPOINT_EVERY": 10_000,
+    "AUDIT_CHECKPOINT_MINUTES": 60,  # and one an hour after the last (audit/settings.py)
     "AUDIT_SINK": "",  # "" | "jsonl:/path/file.jsonl" | "syslog"
     "AUDIT_SINK_FSYNC": False,
     "ALERT_RULES": None,  # path of the alert rules (TOML); default config/alerts.toml (audit/alerts.py)

@@ -34,8 +34,8 @@ class ChainDb:
     enterprise_ids: list[int]
 
 
-def settings(key: Ed25519PrivateKey | None, every: int = 0, sink=None) -> AuditSettings:
-    return AuditSettings(signing_key=key, checkpoint_every=every, sink=sink)
+def settings(key: Ed25519PrivateKey | None, every: int = 0, sink=None, minutes: int = 0) -> AuditSettings:
+    return AuditSettings(signing_key=key, checkpoint_every=every, sink=sink, checkpoint_minutes=minutes)
 
 
 def session_with(engine_or_connection, audit_settings: AuditSettings, **kwargs) -> Session:

@@ -95,3 +95,41 @@ def test_no_automatic_checkpoint_when_the_interval_is_off(db_session, clock, ctx
     record(db_session, ctx, action="test.cp", outcome="success")
     db_session.commit()
     assert _checkpoints(db_session) == []
+
+
+def test_a_checkpoint_when_the_time_interval_has_passed(db_session, clock, ctx, signing_key):
+    """Count interval off, 60 minutes: the first commit an hour after the first link (then after the
+    last checkpoint) signs up to the head; commits within the hour do not."""
+    db_session.info[SETTINGS_KEY] = settings(signing_key, every=0, minutes=60)
+    for _ in range(2):
+        record(db_session, ctx, action="test.cp", outcome="success")
+        db_session.commit()
+    clock.advance(minutes=59)
+    record(db_session, ctx, action="test.cp", outcome="success")
+    db_session.commit()
+    assert _checkpoints(db_session) == []
+    clock.advance(minutes=1)
+    record(db_session, ctx, action="test.cp", outcome="success")
+    db_session.commit()
+    assert _checkpoints(db_session) == [(1, 4)]
+    clock.advance(minutes=30)
+    record(db_session, ctx, action="test.cp", outcome="success")
+    db_session.commit()
+    clock.advance(minutes=30)
+    record(db_session, ctx, action="test.cp", outcome="success")
+    db_session.commit()
+    assert _checkpoints(db_session) == [(1, 4), (5, 6)]
+    result = verify(db_session, public_keys=[signing_key.public_key()])
+    assert result.ok and result.checkpoints == 2
+
+
+def test_the_count_and_the_time_interval_together(db_session, clock, ctx, signing_key):
+    db_session.info[SETTINGS_KEY] = settings(signing_key, every=3, minutes=60)
+    for _ in range(4):
+        record(db_session, ctx, action="test.cp", outcome="success")
+    db_session.commit()  # crosses 3: the count's checkpoint, the hour has not passed
+    assert _checkpoints(db_session) == [(1, 3)]
+    clock.advance(hours=2)
+    record(db_session, ctx, action="test.cp", outcome="success")
+    db_session.commit()  # seq 5: the hour since the last checkpoint has passed
+    assert _checkpoints(db_session) == [(1, 3), (4, 5)]

@@ -30,7 +30,8 @@ from mandates.paths import machine_mandate_path, mandate_path, works_for_a_provi
 # Seed 001: the private key and the qualified certificate are the local administrator's to manage.
 # Appointing and ending the enterprise's security officers too (access/security_officers.py).
 LOCAL_ADMIN_ONLY_ACTIONS = frozenset({"manage_co_admins", "hand_over", "manage_providers", "decide_mandates",
-                                      "manage_certificates", "manage_security_officers"})
+                                      "manage_certificates", "manage_security_officers",
+                                      "access_review_auto_revoke"})
 
 
 @dataclass(frozen=True)

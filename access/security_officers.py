@@ -226,6 +226,9 @@ def audit_access(session: Session, person_id: int, enterprise_id: int | None, da
 # (access.decision). Revoking what a review lists stays the administrators' act: the decision point is
 # asked again for manage_rights (a right) or manage_providers (a mandate's scope).
 ACCESS_REVIEW = "access_review"
+# Starting a review that revokes what is unanswered at its deadline hands the revocation of every right and
+# mandate scope to a scheduled job: only who may revoke both himself (the local administrator) may start it.
+ACCESS_REVIEW_AUTO_REVOKE = "access_review_auto_revoke"
 
 
 def enterprise_officer_access(session: Session, person_id: int, enterprise_id: int, day: date) -> AuditAccess:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from access import operations as ops
 from access.catalogue import ACCESS_MANAGEMENT
 from access.clock import as_utc
-from access.security_officers import ACCESS_REVIEW
+from access.security_officers import ACCESS_REVIEW, ACCESS_REVIEW_AUTO_REVOKE
 from portal.api.registry import api_route
 from portal.api.schemas import Input
 from portal.context import request_context
@@ -126,6 +126,8 @@ def reviews_list(enterprise_id: int):
            tag="access-reviews", gate=ACCESS_MANAGEMENT, body=ReviewIn, response=ReviewDetailOut, status=201)
 def review_start(enterprise_id: int, payload: ReviewIn):
     check(ACCESS_MANAGEMENT, ACCESS_REVIEW, enterprise_id)
+    if payload.revoke_unanswered:
+        check(ACCESS_MANAGEMENT, ACCESS_REVIEW_AUTO_REVOKE, enterprise_id)
     session = get_session()
     review = rops.start_review(session, ops.get_enterprise(session, enterprise_id), deadline=payload.deadline,
                                revoke_unanswered=payload.revoke_unanswered, by=request_context())

@@ -18,7 +18,7 @@ from access import operations as ops
 from access.catalogue import ACCESS_MANAGEMENT
 from access.decision import decide
 from access.errors import DomainError
-from access.security_officers import ACCESS_REVIEW
+from access.security_officers import ACCESS_REVIEW, ACCESS_REVIEW_AUTO_REVOKE
 from portal.context import catalogue, current_subject, request_context
 from portal.database import get_session
 from portal.forms import ReviewAnswerForm, StartReviewForm, apply_domain_error
@@ -75,7 +75,8 @@ def _index_page(enterprise_id: int, status: int = 200, form: StartReviewForm | N
     return render_template("reviews/index.html", enterprise=enterprise, reviews=reviews,
                            open_review=next((r for r in reviews if r.is_open), None),
                            form=form or StartReviewForm(formdata=None), progress=rops.progress,
-                           is_overdue=rops.is_overdue), status
+                           is_overdue=rops.is_overdue,
+                           may_auto_revoke=_allowed(enterprise_id, ACCESS_REVIEW_AUTO_REVOKE)), status
 
 
 def _review_page(enterprise_id: int, review: AccessReview, status: int = 200, error: str | None = None,
@@ -117,6 +118,8 @@ def start(enterprise_id: int):
     form = StartReviewForm()
     if not form.validate_on_submit():
         return _index_page(enterprise_id, 422, form)
+    if form.revoke_unanswered.data:
+        check(ACCESS_MANAGEMENT, ACCESS_REVIEW_AUTO_REVOKE, enterprise_id)
     session = get_session()
     try:
         review = rops.start_review(session, ops.get_enterprise(session, enterprise_id), deadline=form.deadline.data,

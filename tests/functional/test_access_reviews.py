@@ -205,7 +205,7 @@ def test_the_api_lists_starts_reads_and_answers(scene, visitor, db_session, cloc
 def test_a_deadline_in_the_past_is_refused(scene, visitor, db_session):
     admin = logged_in(visitor, scene.admin)
     yesterday = (today() - timedelta(days=1)).isoformat()
-    with OnlyAuditWritten(db_session, ALLOWED, models=REVIEW_MODELS):
+    with OnlyAuditWritten(db_session, ALLOWED, ("decision:access_review_auto_revoke", "allowed"), models=REVIEW_MODELS):
         response = admin.post(base(scene), {"deadline": yesterday, "revoke_unanswered": "y"})
     assert response.status_code == 422
     assert page(response).field_errors("deadline") == [
@@ -325,6 +325,28 @@ def test_an_officer_who_is_not_an_administrator_cannot_revoke(scene, visitor, db
                         {"decision": "revoke"}).status_code == 200
     actions = [r.action for r in audit_since(db_session, last)]
     assert actions == ["decision:access_review", "decision:manage_rights", "right.revoke", "access_review.decide"]
+
+
+def test_only_the_local_administrator_may_start_a_campaign_that_revokes_what_is_unanswered(scene, visitor,
+                                                                                            db_session):
+    """Revoking at the deadline is done by a scheduled job for the campaign's starter: an officer (who may
+    revoke nothing) or a co-administrator (who may not end a provider's mandate) is refused, 403 with
+    nothing but the refusal written; a campaign that only flags is theirs to start."""
+    tomorrow = (today() + timedelta(days=1)).isoformat()
+    for persona, reason in ((scene.officer, "not-designated"), (scene.co_admin, "local-admin-only")):
+        api = logged_in(visitor, persona, api=True)
+        with OnlyAuditWritten(db_session, ALLOWED, ("decision:access_review_auto_revoke", "denied"),
+                              models=REVIEW_MODELS):
+            problem_of(api.api("POST", api_base(scene), {"deadline": tomorrow, "revoke_unanswered": True}), 403, reason)
+    officer = logged_in(visitor, scene.officer)
+    form = page(officer.get(base(scene)))
+    assert form.find("input", name="revoke_unanswered") is None  # not offered to him
+    with OnlyAuditWritten(db_session, ALLOWED, ("decision:access_review_auto_revoke", "denied"), models=REVIEW_MODELS):
+        response = officer.post(base(scene), {"deadline": tomorrow, "revoke_unanswered": "y"})
+    assert response.status_code == 403
+    admin = logged_in(visitor, scene.admin)
+    assert page(admin.get(base(scene))).find("input", name="revoke_unanswered") is not None
+    assert officer.post(base(scene), {"deadline": tomorrow}).status_code == 302  # flagging only: his to start
 
 
 # --- the daily command ----------------------------------------------------------------------------------

@@ -516,11 +516,15 @@ class ScanResult:
     last_seq: int = 0
 
 
-def _watermark(session: Session) -> AlertWatermark:
-    """The watermark row, locked for this transaction (created at the chain's head if missing)."""
-    mark = session.scalar(select(AlertWatermark).where(AlertWatermark.id == 1).with_for_update())
+def _watermark(session: Session, *, wait: bool = True) -> AlertWatermark | None:
+    """The watermark row, locked for this transaction (created at the chain's head if missing). With
+    wait=False, None when another scan holds it (PostgreSQL; SQLite serialises writers anyway)."""
+    locked = select(AlertWatermark).where(AlertWatermark.id == 1).with_for_update(skip_locked=not wait)
+    mark = session.scalar(locked)
     if mark is not None:
         return mark
+    if session.scalar(select(AlertWatermark.id).where(AlertWatermark.id == 1)) is not None:
+        return None  # it exists: another scan holds it
     head = session.execute(select(ChainLink.seq, ChainLink.record_id).order_by(ChainLink.seq.desc()).limit(1)).first()
     try:
         with session.begin_nested():
@@ -529,16 +533,22 @@ def _watermark(session: Session) -> AlertWatermark:
             session.flush()
     except IntegrityError:  # a concurrent scan created it first
         pass
-    return session.scalar(select(AlertWatermark).where(AlertWatermark.id == 1).with_for_update())
+    return session.scalar(locked)
 
 
 def scan_alerts(session: Session, now: datetime, rules: AlertRules, *, by: RequestContext = SYSTEM_CONTEXT,
-                batch: int = SCAN_BATCH) -> ScanResult:
+                batch: int = SCAN_BATCH, wait: bool = True, max_batches: int | None = None) -> ScanResult:
     """Evaluate the records committed since the last scan; create (or update) alerts, write their outbox
-    messages and audit records; move the watermark. Flushes, never commits."""
-    mark = _watermark(session)
+    messages and audit records; move the watermark. Flushes, never commits.
+    A page's scan passes wait=False (another scan running: nothing to do, the page shows what is there)
+    and max_batches (a backlog is the scheduled command's work, not a page view's)."""
+    mark = _watermark(session, wait=wait)
+    if mark is None:
+        return ScanResult()
     result = ScanResult(last_seq=mark.last_seq)
-    while True:
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        batches += 1
         rows = session.execute(
             select(AuditRecord, ChainLink.seq).join(ChainLink, ChainLink.record_id == AuditRecord.id)
             .where(ChainLink.seq > mark.last_seq).order_by(ChainLink.seq).limit(batch)).all()
@@ -615,10 +625,14 @@ RULE_TITLES = {
 }
 
 
-def describe(alert: Alert) -> str:
-    """One English sentence (the outbox and the audit record; the web page translates its own)."""
+def describe(alert: Alert, *, for_mail: bool = False) -> str:
+    """One English sentence (the outbox and the audit record; the web page translates its own). In a
+    mail, a login name nobody has is not repeated: people type their password into that field."""
     start = as_utc(alert.window_start).astimezone(BRUSSELS)
     end = as_utc(alert.window_end).astimezone(BRUSSELS)
+    if for_mail and alert.key.startswith("account:"):
+        return (f"{alert.count} failed logins for a login name no account has, between {start:%Y-%m-%d %H:%M} "
+                f"and {end:%H:%M} (the name is shown on the alerts page).")
     subject = alert.key.split(":", 1)[1] if ":" in alert.key else alert.key
     if alert.rule == "large_export":
         return f"{subject} exported {alert.details.get('rows')} audit records on {start:%Y-%m-%d %H:%M}."
@@ -648,7 +662,7 @@ def recipients(session: Session, enterprise_id: int | None) -> list[Person]:
 def _notify_officers(session: Session, alert: Alert) -> None:
     enterprise = session.get(Enterprise, alert.enterprise_id) if alert.enterprise_id is not None else None
     about = f"{enterprise.name} ({enterprise.kbo_display})" if enterprise is not None else "the institution"
-    body = (f"{describe(alert)}\nScope: {about}.\nRule: {alert.rule}; alert {alert.id}.\n"
+    body = (f"{describe(alert, for_mail=True)}\nScope: {about}.\nRule: {alert.rule}; alert {alert.id}.\n"
             "Open the alerts page of the portal to review the records and acknowledge the alert.")
     for person in recipients(session, alert.enterprise_id):
         session.add(OutboxMessage(created_at=alert.created_at, kind="security-alert", recipient_person_id=person.id,

@@ -74,6 +74,13 @@ def certificate_snapshot(certificate: Certificate) -> dict[str, object]:
             "not_after": certificate.not_after.isoformat(), "predecessor_id": certificate.predecessor_id}
 
 
+def subject_without_personal_number(name: x509.Name) -> str:
+    """The subject of a refused certificate as recorded: without its serialNumber attribute, which on a
+    Belgian eID (a personal certificate uploaded by mistake) is the holder's INSZ."""
+    return x509.Name([rdn for rdn in name.rdns
+                      if not any(attribute.oid == NameOID.SERIAL_NUMBER for attribute in rdn)]).rfc4514_string()
+
+
 def register_certificate(session: Session, enterprise: Enterprise, blob: bytes, *, trust: TrustList,
                          by: RequestContext, successor_of: Certificate | None = None,
                          now: datetime | None = None) -> Registration:
@@ -98,7 +105,7 @@ def register_certificate(session: Session, enterprise: Enterprise, blob: bytes, 
     if not all(check.ok for check in checks):
         record(session, by, action="certificate.refuse", outcome="failure", enterprise_id=enterprise.id,
                reason="; ".join(f"{c.code}: {c.detail}" for c in checks if not c.ok),
-               details={"fingerprint": thumbprint, "subject": cert.subject.rfc4514_string(),
+               details={"fingerprint": thumbprint, "subject": subject_without_personal_number(cert.subject),
                         "checks": [_check_out(c) for c in checks]},
                survive_rollback=True)
         raise CertificateRefused(checks)

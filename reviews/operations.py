@@ -223,7 +223,10 @@ def _require_answerable(review: AccessReview) -> None:
 
 
 def _item_of(session: Session, review: AccessReview, item_id: int | None) -> ReviewItem:
-    item = session.get(ReviewItem, item_id) if item_id else None
+    # Read again from the database (not the session's copy, loaded before the review's lock was taken):
+    # two answers to one item at once wait for each other on that lock, and the second sees the first.
+    item = session.scalars(select(ReviewItem).where(ReviewItem.id == item_id)
+                           .execution_options(populate_existing=True)).one_or_none() if item_id else None
     if item is None or item.review_id != review.id:
         raise NotFound("Unknown item of this access review.", "item_id")
     return item

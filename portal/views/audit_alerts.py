@@ -47,9 +47,14 @@ RULE_TITLES = {
 # --- shared with the API -----------------------------------------------------------------------------------
 
 
+# A page view scans at most this many batches (al.SCAN_BATCH records each); the command does the rest.
+WEB_SCAN_BATCHES = 5
+
+
 def scan_now(session) -> al.ScanResult:
     """Bring the alerts up to the last committed audit record (see audit/alerts.py: when scans run)."""
-    return al.scan_alerts(session, utcnow(), current_app.extensions["portal.alert_rules"])
+    return al.scan_alerts(session, utcnow(), current_app.extensions["portal.alert_rules"], wait=False,
+                          max_batches=WEB_SCAN_BATCHES)
 
 
 def parse_list_args(session, args) -> tuple[int | None, str, ValidationError | None]:

@@ -203,6 +203,37 @@ def test_the_scan_only_reads_records_after_its_watermark(db_session, traffic, da
     assert scan(db_session).examined == 3
 
 
+def test_a_page_views_scan_stops_after_its_batches_and_the_next_scan_goes_on(db_session, traffic, day):
+    scan(db_session)
+    _failures(traffic, None, 5, start=belgian(DAY, 17, 0), label="x")
+    assert al.scan_alerts(db_session, EVENING, RULES, batch=2, max_batches=1).examined == 2
+    assert al.scan_alerts(db_session, EVENING, RULES, batch=2).examined == 3
+
+
+def test_a_page_views_scan_skips_while_another_scan_holds_the_watermark(database_url, tmp_path, clock):
+    """PostgreSQL: the scheduled scan holds the watermark's row lock; a page's scan (wait=False) returns at
+    once with nothing examined instead of queueing behind it. (SQLite serialises whole write transactions.)"""
+    from sqlalchemy.orm import Session
+
+    from tests.unit.mandates.isolated_db import isolated_engine
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("row locks are a PostgreSQL matter: SQLite serialises writers with BEGIN IMMEDIATE")
+    with isolated_engine(database_url, tmp_path, "alertskip") as engine:
+        with Session(engine) as session:
+            record(session, RequestContext(actor_label="x"), action="login", outcome="failure")
+            session.commit()
+            al.scan_alerts(session, EVENING, RULES)
+            session.commit()
+            record(session, RequestContext(actor_label="x"), action="login", outcome="failure")
+            session.commit()
+        with Session(engine) as holder, Session(engine) as page_view:
+            assert al._watermark(holder) is not None  # the scheduled scan's lock
+            assert al.scan_alerts(page_view, EVENING, RULES, wait=False).examined == 0
+            holder.rollback()
+            assert al.scan_alerts(page_view, EVENING, RULES, wait=False).examined == 1
+
+
 def test_the_alerts_own_records_never_raise_alerts(db_session, traffic, day, clock):
     """Rules that would count the alerts' records (audit.*, at night) still see none of them."""
     _failures(traffic, None, 10, start=belgian(DAY, 11, 0, 5), label="admin")
@@ -240,6 +271,15 @@ def test_an_institution_alert_is_sent_to_the_institutions_officers_only(db_sessi
     _failures(traffic, None, 10, start=belgian(DAY, 11, 0, 5), label="admin")
     scan(db_session)
     assert [m.recipient_person_id for m in _messages(db_session)] == [day.institution_officer.id]
+
+
+def test_a_login_name_nobody_has_is_not_repeated_in_the_mail(db_session, traffic, day):
+    """People type their password into the login name field: the mail does not carry it (the page does)."""
+    _failures(traffic, None, 10, start=belgian(DAY, 11, 0, 5), label="Zomer-2026-geheim")
+    alert = scan(db_session).created[0]
+    (message,) = _messages(db_session)
+    assert "Zomer-2026-geheim" not in message.body and "login name no account has" in message.body
+    assert "Zomer-2026-geheim" in al.describe(alert)  # on the alerts page, for the institution's officer
 
 
 def test_an_enterprises_officer_sees_and_acknowledges_only_its_alerts(db_session, traffic, day):

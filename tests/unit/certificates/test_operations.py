@@ -97,3 +97,16 @@ def test_expiry_warnings_are_sent_once_per_threshold(factories, pki, trust, ctx)
     assert cops.send_expiry_warnings(factories.session, by=ctx, now=DEFAULT_NOW) == 0
     assert factories.session.scalar(select(ExpiryNotice.days_before)) == 30
     assert cops.send_expiry_warnings(factories.session, by=ctx, now=DEFAULT_NOW + timedelta(days=23)) == 1  # 7 days
+
+
+def test_a_refused_certificates_subject_is_recorded_without_its_serial_number():
+    """A Belgian eID certificate carries the holder's INSZ as serialNumber: not kept in the audit trail."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    from certificates.operations import subject_without_personal_number
+
+    eid = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "BE"),
+                     x509.NameAttribute(NameOID.COMMON_NAME, "An Peeters (Signature)"),
+                     x509.NameAttribute(NameOID.SERIAL_NUMBER, "80010100167")])
+    assert subject_without_personal_number(eid) == "CN=An Peeters (Signature),C=BE"

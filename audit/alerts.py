@@ -700,12 +700,6 @@ def open_count(session: Session, scope) -> int:
                                                                         Alert.acknowledged_at.is_(None)))
 
 
-def enterprise_of_alert(session: Session, alert_id: int) -> tuple[bool, int | None]:
-    """(exists, its enterprise): what the decision point is asked about before the alert is shown."""
-    row = session.execute(select(Alert.enterprise_id).where(Alert.id == alert_id)).first()
-    return (row is not None, row.enterprise_id if row is not None else None)
-
-
 def get_alert(session: Session, alert_id: int, scope) -> Alert:
     alert = session.scalar(select(Alert).where(Alert.id == alert_id, *_in_scope(scope)))
     if alert is None:

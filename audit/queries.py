@@ -440,12 +440,6 @@ def get_row(session: Session, record_id: int, scope: AuditScope) -> AuditRow | N
     return _row(row) if row is not None else None
 
 
-def enterprise_of_record(session: Session, record_id: int) -> tuple[bool, int | None]:
-    """(exists, enterprise_id) of a record: which scope the decision point is asked about."""
-    row = session.execute(select(AuditRecord.enterprise_id).where(AuditRecord.id == record_id)).first()
-    return (row is not None, row[0] if row is not None else None)
-
-
 # --- presenting ------------------------------------------------------------------------------------------
 
 # Defence in depth: no operation stores a secret in a record (initial passwords, tokens and codes are

@@ -160,9 +160,11 @@ def audit_records():
 
 
 @api_route("/audit/records/<int:record_id>", "GET", summary="One audit record with its names and decision path",
-           tag="audit", gate=sec.SECURITY_AUDIT, response=AuditRecordOut)
+           tag="audit", gate=sec.SECURITY_AUDIT, response=AuditRecordOut,
+           query={"enterprise": "the enterprise whose records you review (id or KBO number); omitted: the "
+                                "institution's view. A record outside the scope granted is unknown (404)."})
 def audit_record(record_id: int):
-    row = q.get_row(get_session(), record_id, record_scope(record_id))
+    row = q.get_row(get_session(), record_id, record_scope())
     if row is None:
         raise NotFound("Unknown audit record.", "record_id")
     return record_out(row)

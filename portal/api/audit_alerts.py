@@ -14,7 +14,6 @@ from pydantic import BaseModel
 
 from access import security_officers as sec
 from access.clock import as_utc
-from access.errors import NotFound
 from access.models import Enterprise
 from audit import alerts as al
 from audit import queries as q
@@ -84,11 +83,11 @@ def audit_alerts():
 
 
 @api_route("/audit/alerts/<int:alert_id>/acknowledge", "POST", summary="Acknowledge a security alert (once)",
-           tag="audit", gate=sec.SECURITY_AUDIT, response=AlertOut)
+           tag="audit", gate=sec.SECURITY_AUDIT, response=AlertOut,
+           query={"enterprise": "the enterprise whose alerts you review (id or KBO number); omitted: the "
+                                "institution's view. An alert outside the scope granted is unknown (404)."})
 def audit_alert_acknowledge(alert_id: int):
     session = get_session()
-    exists, scope = alert_scope(session, alert_id)
-    if not exists:
-        raise NotFound("Unknown alert.", "alert_id")
-    alert = al.acknowledge(session, alert_id, scope, by=request_context())
+    scope = alert_scope(session, request.args.getlist("enterprise"))
+    alert = al.acknowledge(session, alert_id, scope, by=request_context())  # outside the scope: 404
     return alert_out(alert, scope, enterprise_names(session, [alert]))

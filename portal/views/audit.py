@@ -64,10 +64,23 @@ def gate_enterprise(session, flt: q.AuditFilter | None, raw: dict) -> int | None
         return None
 
 
-def record_scope(record_id: int) -> q.AuditScope:
-    """Ask the decision point about the record's enterprise (a record of no enterprise, or none at
-    all: the institution-wide view), and return the scope it grants."""
-    _, enterprise_id = q.enterprise_of_record(get_session(), record_id)
+def requested_enterprise(session, value) -> int | None:
+    """The enterprise a request names (`enterprise`: an id or a KBO number) for the decision point;
+    none or an invalid one: none (the institution-wide question, which only the institution's officer
+    passes)."""
+    if not value:
+        return None
+    try:
+        return q.parse_and_resolve(session, {"enterprise": value}).enterprise_id
+    except ValidationError:
+        return None
+
+
+def record_scope() -> q.AuditScope:
+    """The scope for one record: the decision point's answer about the enterprise the request names,
+    never about the record's own enterprise (asking about that would tell anyone, by the refusal's
+    text, whose record an id is). A record outside the granted scope is then simply unknown (404)."""
+    enterprise_id = requested_enterprise(get_session(), request.args.getlist("enterprise"))
     return q.AuditScope.from_decision(check(sec.SECURITY_AUDIT, "review", enterprise_id))
 
 
@@ -142,7 +155,7 @@ def review():
 @self_gated
 def record_detail(record_id: int):
     session = get_session()
-    row = q.get_row(session, record_id, record_scope(record_id))
+    row = q.get_row(session, record_id, record_scope())
     if row is None:
         abort(404)
     back = request.args.get("back", "")

@@ -162,7 +162,7 @@ def test_the_officer_acknowledges_an_alert_api(bakery_officer, bakery, world, db
     denied_burst(world, db_session, bakery)
     browser = logged_in(bakery_officer)
     alert_id = browser.api("GET", f"/api/v1/audit/alerts?enterprise={bakery.id}").get_json()[0]["id"]
-    response = browser.api("POST", f"/api/v1/audit/alerts/{alert_id}/acknowledge")
+    response = browser.api("POST", f"/api/v1/audit/alerts/{alert_id}/acknowledge?enterprise={bakery.id}")
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json()["acknowledged_by_person_id"] == bakery_officer.id
     listed = browser.api("GET", f"/api/v1/audit/alerts?enterprise={bakery.id}&state=acknowledged").get_json()
@@ -180,12 +180,25 @@ def _garage_alert(world, db_session, garage) -> al.Alert:
 
 
 def test_another_enterprises_alert_is_refused(bakery_officer, bakery, garage, world, db_session, logged_in):
+    """Refused, and the refusal does not tell whose alert the id is: asked about his own enterprise it is
+    unknown (404, as a missing one); asked about none, refused as anyone but the institution's officer is."""
     alert = _garage_alert(world, db_session, garage)
     browser = logged_in(bakery_officer)
     with OnlyAuditWritten(db_session, ("decision:review", "denied"), models=ALERT_MODELS):
-        assert browser.post(f"/audit/alerts/{alert.id}/acknowledge").status_code == 403
+        refused = browser.post(f"/audit/alerts/{alert.id}/acknowledge")
+    assert refused.status_code == 403 and garage.kbo_display not in page(refused).text
+    with OnlyAuditWritten(db_session, ("decision:review", "allowed"), models=ALERT_MODELS):
+        unknown = browser.post(f"/audit/alerts/{alert.id}/acknowledge", {"scope": str(bakery.id)})
+    assert unknown.status_code == 404
     with OnlyAuditWritten(db_session, ("decision:review", "denied"), models=ALERT_MODELS):
-        problem_of(browser.api("POST", f"/api/v1/audit/alerts/{alert.id}/acknowledge"), 403)
+        api_refused = problem_of(browser.api("POST", f"/api/v1/audit/alerts/{alert.id}/acknowledge"), 403)
+    missing = problem_of(browser.api("POST", "/api/v1/audit/alerts/999999/acknowledge"), 403)
+    assert api_refused["detail"] == missing["detail"] and garage.kbo_display not in api_refused["detail"]
+    with OnlyAuditWritten(db_session, ("decision:review", "allowed"), models=ALERT_MODELS):
+        found = problem_of(browser.api("POST", f"/api/v1/audit/alerts/{alert.id}/acknowledge?enterprise={bakery.id}"),
+                           404)
+    unknown = problem_of(browser.api("POST", f"/api/v1/audit/alerts/999999/acknowledge?enterprise={bakery.id}"), 404)
+    assert {**found, "instance": None} == {**unknown, "instance": None}
     with OnlyAuditWritten(db_session, ("decision:review", "denied"), models=ALERT_MODELS):
         assert browser.get(f"/audit/alerts?enterprise={garage.id}").status_code == 403
     assert alerts_of(db_session)[0].acknowledged_at is None
@@ -209,13 +222,15 @@ def test_acknowledging_without_csrf_or_twice_is_refused(bakery_officer, bakery, 
     browser.get(f"/audit/alerts?enterprise={bakery.id}")
     alert = alerts_of(db_session)[0]
     with OnlyAuditWritten(db_session, models=ALERT_MODELS):  # refused at the door, before the decision point
-        assert browser.post(f"/audit/alerts/{alert.id}/acknowledge", csrf=False).status_code == 400
-    assert browser.post(f"/audit/alerts/{alert.id}/acknowledge").status_code == 302
+        assert browser.post(f"/audit/alerts/{alert.id}/acknowledge", {"scope": str(bakery.id)},
+                            csrf=False).status_code == 400
+    scope = {"scope": str(bakery.id)}
+    assert browser.post(f"/audit/alerts/{alert.id}/acknowledge", scope).status_code == 302
     with OnlyAuditWritten(db_session, ("decision:review", "allowed"), models=ALERT_MODELS):
-        response = browser.post(f"/audit/alerts/{alert.id}/acknowledge")
+        response = browser.post(f"/audit/alerts/{alert.id}/acknowledge", scope)
     assert response.status_code == 409 and "already acknowledged" in page(response).text
     with OnlyAuditWritten(db_session, ("decision:review", "allowed"), models=ALERT_MODELS):
-        problem_of(browser.api("POST", f"/api/v1/audit/alerts/{alert.id}/acknowledge"), 409)
+        problem_of(browser.api("POST", f"/api/v1/audit/alerts/{alert.id}/acknowledge?enterprise={bakery.id}"), 409)
 
 
 def test_bad_parameters_are_refused(bakery_officer, bakery, institution_officer, logged_in, db_session):

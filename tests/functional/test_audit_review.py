@@ -150,14 +150,14 @@ def test_the_officer_reviews_his_enterprise_only(activity, officer_of_bakery, ba
 def test_a_record_opens_with_its_path_names_and_before_after(activity, officer_of_bakery, bakery, admin, admin_web,
                                                             db_session):
     grant = _records(db_session, action="right.grant", enterprise_id=bakery.id)[0]
-    response = admin_web.get(f"/audit/records/{grant.id}?back=enterprise%3D{bakery.id}")
+    response = admin_web.get(f"/audit/records/{grant.id}?enterprise={bakery.id}&back=enterprise%3D{bakery.id}")
     assert response.status_code == 200
     shown = page(response)
     assert shown.testid("record-enterprise") == f"Bakkerij De Gouden Korst {bakery.kbo_display}"
     assert admin.name in shown.testid("record-actor")
     assert '"right": false' in shown.testid("record-before") and '"right": true' in shown.testid("record-after")
     decision = _records(db_session, action="decision:review", enterprise_id=bakery.id)[-1]
-    response = admin_web.get(f"/audit/records/{decision.id}")
+    response = admin_web.get(f"/audit/records/{decision.id}?enterprise={bakery.id}")
     path = page(response).find(data_testid="record-path").text
     assert f"security officer of {bakery.kbo_display}" in path
 
@@ -185,7 +185,7 @@ def test_pages_follow_the_cursor(activity, officer_of_bakery, bakery, admin_web,
 def test_the_api_record_detail_has_names_and_no_secrets(activity, officer_of_bakery, bakery, admin, admin_web,
                                                         db_session):
     grant = _records(db_session, action="right.grant", enterprise_id=bakery.id)[0]
-    body = admin_web.api("GET", f"/api/v1/audit/records/{grant.id}").get_json()
+    body = admin_web.api("GET", f"/api/v1/audit/records/{grant.id}?enterprise={bakery.id}").get_json()
     assert body["enterprise"] == {"id": bakery.id, "name": "Bakkerij De Gouden Korst", "kbo": bakery.kbo_display}
     assert body["actor"]["name"] == admin.name and body["details"]["after"] == {"right": True}
     assert PASSWORD not in admin_web.api("GET", f"/api/v1/audit/records?enterprise={bakery.id}&limit=200").get_data(
@@ -343,3 +343,20 @@ def test_outcomes_are_shown_in_the_readers_language_and_kept_as_codes(activity, 
     shown = page(browser.get(f"/audit?enterprise={bakery.id}&outcome=success"))
     cells = shown.find_all("td", data_outcome="success")
     assert cells and {cell.text.strip() for cell in cells} == {"geslaagd"}
+
+
+def test_a_record_id_does_not_tell_whose_record_it_is(activity, officer_of_bakery, bakery, garage, admin_web,
+                                                      db_session):
+    """Asked about his enterprise, another's record is unknown exactly as a missing one is; asked about
+    none, every id is refused alike (the institution's view): no refusal names the record's enterprise."""
+    foreign = _records(db_session, enterprise_id=garage.id)[0]
+    missing = 2**31 - 1
+    own = [admin_web.api("GET", f"/api/v1/audit/records/{i}?enterprise={bakery.id}") for i in (foreign.id, missing)]
+    assert [r.status_code for r in own] == [404, 404]
+    assert {**own[0].get_json(), "instance": None} == {**own[1].get_json(), "instance": None}
+    bare = [admin_web.api("GET", f"/api/v1/audit/records/{i}") for i in (foreign.id, missing)]
+    assert [r.status_code for r in bare] == [403, 403]
+    assert bare[0].get_json()["detail"] == bare[1].get_json()["detail"]
+    assert garage.kbo_display not in bare[0].get_data(as_text=True)
+    html = admin_web.get(f"/audit/records/{foreign.id}?enterprise={bakery.id}")
+    assert html.status_code == 404 and "Garage Lambrecht" not in html.get_data(as_text=True)

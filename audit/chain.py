@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Sequence
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, or_, select, text
 from sqlalchemy.orm import Session, object_session
 from sqlalchemy import event
 
@@ -342,7 +342,7 @@ class Problem:
 
     kind: str  # missing-link, missing-record, edited-link, edited-record, unlinked-record, duplicate-link,
     #            checkpoint-head, checkpoint-root, checkpoint-signature, checkpoint-key, checkpoint-beyond-head,
-    #            purge-mismatch
+    #            purge-mismatch, purge-unannounced, purge-out-of-bounds
     message: str
     seq: int | None = None
     record_id: int | None = None
@@ -492,14 +492,33 @@ class _Tombstones:
 
 
 def _check_purges(session: Session, result: VerifyResult) -> None:
-    """Every tombstone's record is gone and every purge removed the count it recorded: a tombstone
-    added afterwards (to excuse a deletion) or a purge row edited shows here."""
+    """Every tombstone's record is gone and every purge removed the count it recorded; every purge is
+    announced by its own chained record "audit.purge" (never purged) with the same id, count and
+    checkpoint; and every tombstone lies within its purge's seqs and below the checkpoint it names. A
+    tombstone or purge row added afterwards to excuse a deletion shows here, unless whoever forged it
+    also appended a chained record, which the sink's copy and the next checkpoint expose."""
     tombstoned = session.scalar(select(func.count()).select_from(_tombstones)) or 0
     recorded = session.scalar(select(func.coalesce(func.sum(_purges.c.count), 0))) or 0
     if tombstoned != result.purged or recorded != tombstoned:
         result.add(Problem("purge-mismatch", f"the purges recorded {recorded} removed records, {tombstoned} "
                                              f"tombstones exist and {result.purged} links lack their record "
                                              f"with a tombstone"))
+    announced = {}
+    for (details,) in session.execute(select(_records.c.details).where(_records.c.action == "audit.purge")):
+        if isinstance(details, dict):
+            announced[details.get("purge_id")] = (details.get("count"), details.get("covered_to_seq"))
+    for purge in session.execute(select(_purges.c.id, _purges.c.count, _purges.c.covered_to_seq)):
+        if announced.get(purge.id) != (purge.count, purge.covered_to_seq):
+            result.add(Problem("purge-unannounced", f"purge {purge.id} has no chained audit.purge record with its "
+                                                    f"count and checkpoint (a purge row added or edited)"))
+    out_of_bounds = session.scalar(
+        select(func.count()).select_from(_tombstones.join(_purges, _purges.c.id == _tombstones.c.purge_id))
+        .where(or_(_purges.c.covered_to_seq.is_(None), _tombstones.c.seq > _purges.c.covered_to_seq,
+                   _tombstones.c.seq < _purges.c.seq_from, _tombstones.c.seq > _purges.c.seq_to))) or 0
+    if out_of_bounds:
+        result.add(Problem("purge-out-of-bounds", f"{out_of_bounds} tombstone(s) outside their purge's seqs or "
+                                                  f"above the checkpoint it covered (a record deleted that no "
+                                                  f"purge could remove)"))
 
 
 def _chain_order(problem: Problem) -> tuple[bool, int]:

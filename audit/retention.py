@@ -31,6 +31,7 @@ from audit.models import AuditRecord, ChainLink, Purge, PurgedRecord, RecordSubj
 from audit.operations import RequestContext, record
 
 DEFAULT_POLICY_FILE = Path(__file__).resolve().parent.parent / "config" / "retention.toml"
+PURGE_ACTION = "audit.purge"
 PURGE_SETTING = "portal.audit_purge"  # PostgreSQL: the transaction's authorisation (migration 0011)
 _PREFIX = re.compile(r"[a-z0-9_.:-]{1,60}")
 _NAME = re.compile(r"[a-z0-9_-]{1,40}")
@@ -196,7 +197,7 @@ def purge(session: Session, policy: RetentionPolicy, *, by: RequestContext, dry_
     result.purge_id = _write_purge(session, result, by)
     if result.count:
         _remove(session, result, or_(*conditions.values()), checkpointed)
-    record(session, by, action="audit.purge", outcome="success",
+    record(session, by, action=PURGE_ACTION, outcome="success",
            reason=f"{result.count} record(s) past their retention period removed",
            details={"purge_id": result.purge_id, "count": result.count, "covered_to_seq": result.covered_to_seq,
                     "kinds": _kinds_document(result)})
@@ -217,9 +218,11 @@ def _expired(policy: RetentionPolicy, kind: RecordKind, now: datetime):
 
 
 def _expired_records(condition, checkpointed: int):
+    # The purges' own records are never purged: `audit verify` checks each purge against its chained
+    # record (audit/chain.py, _check_purges), the proof that the purge ran through the portal.
     return (select(_records.c.id, _links.c.seq)
             .select_from(_records.join(_links, _links.c.record_id == _records.c.id))
-            .where(condition, _links.c.seq <= checkpointed).subquery())
+            .where(condition, _records.c.action != PURGE_ACTION, _links.c.seq <= checkpointed).subquery())
 
 
 def _write_purge(session: Session, result: PurgeResult, by: RequestContext) -> int:

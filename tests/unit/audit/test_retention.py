@@ -217,7 +217,37 @@ def test_a_tombstone_added_to_excuse_a_deletion_is_reported(trail):
         with session_with(connection, settings(None)) as session:
             result = verify(session, public_keys=[trail.key.public_key()])
     assert not result.ok
-    assert [problem.kind for problem in result.problems] == ["purge-mismatch"]
+    assert [problem.kind for problem in result.problems] == ["purge-mismatch", "purge-out-of-bounds"]
+
+
+def test_a_forged_purge_with_its_tombstone_is_reported(trail):
+    """With database write access and the triggers left in place, a purge row plus a tombstone let a
+    recent record (not expired, no checkpoint over it) be deleted; verify still reports it: no chained
+    audit.purge record announces that purge, and the tombstone lies above any checkpoint."""
+    assert trail.verify().ok
+    victim = trail.ids_by_seq(140)[0]
+    with trail.engine.begin() as connection:
+        purge_id = connection.execute(insert(Purge.__table__).values(
+            purged_at=NOW, count=1, kinds={}, seq_from=140, seq_to=140, covered_to_seq=None)).inserted_primary_key[0]
+        connection.execute(insert(tombstones).values(record_id=victim, seq=140, purge_id=purge_id))
+        if connection.dialect.name == "postgresql":  # the forger names his purge, as the purge does
+            connection.execute(text("SELECT set_config('portal.audit_purge', :id, true)"), {"id": str(purge_id)})
+        connection.execute(records.delete().where(records.c.id == victim))
+    result = trail.verify()
+    assert not result.ok
+    assert {problem.kind for problem in result.problems} == {"purge-unannounced", "purge-out-of-bounds"}
+
+
+def test_the_purges_own_records_are_never_purged(trail):
+    first = trail.purge()
+    trail.write(120, RECENT, seed=7)  # the first purge's record (seq 151) is now under a checkpoint
+    later = NOW.replace(year=NOW.year + 10)
+    trail.purge(now=later)
+    with trail.engine.connect() as connection:
+        kept = connection.execute(select(records.c.details).where(records.c.action == "audit.purge")).scalars().all()
+    assert first.purge_id in {details["purge_id"] for details in kept}
+    verified = trail.verify()
+    assert verified.ok, verified.report()
 
 
 def test_the_database_refuses_a_delete_outside_the_purge(trail):

@@ -6,7 +6,7 @@ index). audit_alert_watermark: one row, the last chain position (audit_chain.seq
 it starts at the chain's current head, so the history before this migration raises no alerts.
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-11-23 18:00:00
 """
 from __future__ import annotations

@@ -27,7 +27,7 @@ purge only). No foreign key to audit_records (see 0007).
 audit_verifications gains `purged`: the links whose record the purge removed, for the verify page.
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0010
 Create Date: 2026-11-23 18:10:00
 """
 from __future__ import annotations

@@ -5,6 +5,7 @@ import enum
 from datetime import date, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -13,6 +14,7 @@ from sqlalchemy import (
     Index,
     Integer,
     JSON,
+    LargeBinary,
     String,
     Text,
     text,
@@ -331,4 +333,101 @@ class SavedFilter(Base):
 
     __table_args__ = (
         Index("uq_saved_filters_person_kind_name", "person_id", "kind", "name", unique=True),
+    )
+
+
+class UserSession(Base):
+    """A login session kept on the server (issue 6): the cookie holds a random token, the row its hash.
+    A person sees his sessions and ends any of them; idle and absolute timeouts are checked against
+    `last_seen_at` and `created_at`. `second_factor_at` is when the second factor was last checked in
+    this session (None: password only so far; the session reaches the second-factor step, or the
+    enrolment of a first factor, and nothing else); step-up asks for it to be recent.
+    `challenge` is the one WebAuthn challenge this session may answer (cleared when used: no replay)."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    second_factor_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    second_factor_method: Mapped[str | None] = mapped_column(String(20))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    challenge: Mapped[str | None] = mapped_column(String(128))
+    challenge_purpose: Mapped[str | None] = mapped_column(String(20))
+    challenge_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_reason: Mapped[str | None] = mapped_column(String(40))
+
+    account: Mapped[Account] = relationship()
+
+    __table_args__ = (
+        CheckConstraint("ended_at IS NULL OR ended_reason IS NOT NULL", name="ended_with_reason"),
+        Index("ix_user_sessions_account_open", "account_id", postgresql_where=text("ended_at IS NULL"),
+              sqlite_where=text("ended_at IS NULL")),
+    )
+
+
+class TotpFactor(Base):
+    """An authenticator app (TOTP, RFC 6238: 30 s steps, 6 digits, SHA-1 as the apps expect).
+    Unconfirmed until the person types a first code from it. `last_used_step` makes every code
+    single-use: a code is accepted only for a time step after the last one accepted."""
+
+    __tablename__ = "totp_factors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    secret: Mapped[str] = mapped_column(String(64))  # base32; the server must compute codes from it
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_step: Mapped[int | None] = mapped_column(BigInteger)
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        # One authenticator app per account at a time (confirmed or being enrolled).
+        Index("uq_totp_factors_one_per_account", "account_id", unique=True,
+              postgresql_where=text("removed_at IS NULL"), sqlite_where=text("removed_at IS NULL")),
+    )
+
+
+class WebAuthnCredential(Base):
+    """A passkey or security key (WebAuthn). `sign_count` is the authenticator's counter: an assertion
+    whose counter does not grow (when the authenticator keeps one) is a cloned key and refused."""
+
+    __tablename__ = "webauthn_credentials"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)  # base64url
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)  # COSE
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    name: Mapped[str] = mapped_column(String(100))
+    transports: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("sign_count >= 0", name="sign_count_not_negative"),
+        Index("ix_webauthn_credentials_account", "account_id"),
+    )
+
+
+class RecoveryCode(Base):
+    """One of the ten single-use recovery codes, stored as a SHA-256 hash (a code carries 60 random
+    bits, so a fast hash is enough; it is never shown again). A new set replaces the old one."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("uq_recovery_codes_account_hash", "account_id", "code_hash", unique=True),
     )

@@ -416,18 +416,22 @@ class WebAuthnCredential(Base):
 
 
 class RecoveryCode(Base):
-    """One of the ten single-use recovery codes, stored as a SHA-256 hash (a code carries 60 random
-    bits, so a fast hash is enough; it is never shown again). A new set replaces the old one."""
+    """One of the ten single-use recovery codes. ASVS 5.0 6.5.2: a lookup secret of less than 112 bits is
+    stored with a salted password hash (argon2id); `lookup` is the code's first group, not secret, so
+    that a typed code is verified against one hash, not ten. A new set replaces the old one."""
 
     __tablename__ = "recovery_codes"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
-    code_hash: Mapped[str] = mapped_column(String(64))
+    lookup: Mapped[str] = mapped_column(String(8))
+    code_hash: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
-        Index("uq_recovery_codes_account_hash", "account_id", "code_hash", unique=True),
+        # The first groups of an account's live codes differ (the set is drawn again otherwise).
+        Index("uq_recovery_codes_live_lookup", "account_id", "lookup", unique=True,
+              postgresql_where=text("removed_at IS NULL"), sqlite_where=text("removed_at IS NULL")),
     )

@@ -89,7 +89,8 @@ def upgrade() -> None:
     op.create_table('recovery_codes',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=False),
-    sa.Column('code_hash', sa.String(length=64), nullable=False),
+    sa.Column('lookup', sa.String(length=8), nullable=False),
+    sa.Column('code_hash', sa.String(length=200), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('used_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('removed_at', sa.DateTime(timezone=True), nullable=True),
@@ -97,7 +98,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_recovery_codes'))
     )
     with op.batch_alter_table('recovery_codes', schema=None) as batch_op:
-        batch_op.create_index('uq_recovery_codes_account_hash', ['account_id', 'code_hash'], unique=True)
+        batch_op.create_index('uq_recovery_codes_live_lookup', ['account_id', 'lookup'], unique=True,
+                              postgresql_where=sa.text(_LIVE), sqlite_where=sa.text(_LIVE))
 
 
 def downgrade() -> None:

@@ -31,7 +31,7 @@ from mandates.paths import machine_mandate_path, mandate_path, works_for_a_provi
 # Appointing and ending the enterprise's security officers too (access/security_officers.py).
 LOCAL_ADMIN_ONLY_ACTIONS = frozenset({"manage_co_admins", "hand_over", "manage_providers", "decide_mandates",
                                       "manage_certificates", "manage_security_officers",
-                                      "access_review_auto_revoke"})
+                                      "access_review_auto_revoke", "reset_second_factor"})
 
 
 @dataclass(frozen=True)

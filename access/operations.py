@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from access.catalogue import Catalogue, Tier
 from access.clock import as_utc, today, utcnow
-from access.errors import Conflict, DomainError, NotFound, ValidationError
+from access.errors import Conflict, DomainError, Forbidden, NotFound, ValidationError
 from access.models import (
     DIRECT_AUTHORITY_KINDS,
     Account,
@@ -35,6 +35,7 @@ from access.passwords import (
     issue_secret,
     verify_password,
 )
+from access.sessions import end_all_sessions
 from access.validators import format_kbo, normalise_insz, normalise_kbo, normalise_rsz
 from audit.operations import RequestContext, record, survive
 
@@ -168,6 +169,11 @@ def end_link(session: Session, link: Link, end_date: date, *, by: RequestContext
     record(session, by, action="link.end", outcome="success", enterprise_id=link.enterprise_id,
            details={"person_id": link.person_id, "before": before, "after": _link_snapshot(link)},
            subject_person_ids=[link.person_id])
+    # A link that has already ended takes the roles resting on it at once: so do the person's sessions
+    # (a later end date takes effect through the decision point on that day).
+    account = link.person.account
+    if end_date < today() and account is not None:
+        end_all_sessions(session, account, "link ended", by=by)
     return link
 
 
@@ -578,14 +584,6 @@ def authenticate(session: Session, login_name: str, password: str, *, by: Reques
     return account
 
 
-def end_sessions(session: Session, account: Account, *, by: RequestContext, reason: str = "logout") -> None:
-    """Every session issued to this account so far stops working (the signed
-    cookie carries the generation it was issued under)."""
-    account.session_generation += 1
-    session.flush()
-    record(session, by, action="session.end_all", outcome="success", reason=reason)
-
-
 def _keep_failure_count(session: Session, account: Account) -> None:
     """The failure counter and lock must outlive the refused request's rollback."""
     values = {"failed_logins": account.failed_logins, "locked_until": account.locked_until}
@@ -603,6 +601,37 @@ def _check_credential(account: Account, password: str, now: datetime) -> tuple[b
     if matches and account.initial_password_expires_at and as_utc(account.initial_password_expires_at) < now:
         return False, "initial password expired"
     return matches, "initial password" if matches else "wrong initial password"
+
+
+def password_context(session: Session, account: Account, username: str | None = None) -> list[str]:
+    """The words a password may not contain: the person's names, his logins, his INSZ, and the names
+    and KBO numbers of his enterprises (ASVS 5.0 6.2.11)."""
+    person = account.person
+    context = [person.first_name, person.last_name, username or account.username or "", account.user_id,
+               person.insz]
+    for membership in session.scalars(select(Membership).where(Membership.person_id == person.id)):
+        context += [membership.enterprise.name, membership.enterprise.kbo_number]
+    return context
+
+
+def change_password(session: Session, account: Account, current: str, new: str, *, by: RequestContext) -> Account:
+    """A logged-in person changes his password: he types the current one (a wrong one counts towards
+    the lock, like a failed login). No periodic rotation is ever asked."""
+    if account.password_hash is None or not verify_password(account.password_hash, current):
+        from access.second_factor import FailurePolicy, count_failure
+
+        note = count_failure(session, account, FailurePolicy())
+        record(session, by, action="account.change_password", outcome="failure",
+               reason="wrong current password" + note, survive_rollback=True)
+        raise ValidationError("The current password is wrong.", "current")
+    check_password_policy(new, password_context(session, account))
+    if verify_password(account.password_hash, new):
+        raise ValidationError("The new password must differ from the current one.", "password")
+    account.password_hash = hash_password(new)
+    session.flush()
+    record(session, by, action="account.change_password", outcome="success",
+           subject_person_ids=[account.person_id])
+    return account
 
 
 def choose_credentials(session: Session, account: Account, username: str, password: str, *,
@@ -625,11 +654,7 @@ def choose_credentials(session: Session, account: Account, username: str, passwo
         Account.id != account.id))
     if taken:
         raise Conflict("This user name is taken; choose another.", "username")
-    person = account.person
-    context = [person.first_name, person.last_name, username, account.user_id, person.insz]
-    for membership in session.scalars(select(Membership).where(Membership.person_id == person.id)):
-        context += [membership.enterprise.name, membership.enterprise.kbo_number]
-    check_password_policy(password, context)
+    check_password_policy(password, password_context(session, account, username))
     if verify_password(account.initial_password_hash, password):
         raise ValidationError("Choose a new password, not the initial one.", "password")
     account.username = username
@@ -637,8 +662,82 @@ def choose_credentials(session: Session, account: Account, username: str, passwo
     account.password_hash = hash_password(password)
     account.initial_password_hash = None
     account.initial_password_expires_at = None
-    account.session_generation += 1
     session.flush()
     record(session, by, action="account.choose_credentials", outcome="success",
            details={"username": username})
+    # The session opened with the issued credential ends; the caller opens a new one.
+    end_all_sessions(session, account, "credentials chosen", by=by)
+    return account
+
+
+# --- second factor reset, sessions and disabling (issue 6) ---------------------------------------------
+
+
+def _account_of(person: Person) -> Account:
+    if person.account is None:
+        raise NotFound("This person has no account.", "person_id")
+    return person.account
+
+
+def reset_second_factor(session: Session, person: Person, *, by: RequestContext, enterprise: Enterprise | None = None,
+                        initial_password_days: int = DEFAULT_INITIAL_PASSWORD_DAYS) -> IssuedCredential:
+    """The person lost every second factor. His local administrator (`enterprise` given: the person must be
+    one of its users or co-administrators) or a portal officer (no enterprise: anyone, administrators
+    included) removes his factors, recovery codes and sessions and issues a new one-time initial credential:
+    the person chooses a new password and sets up a new factor before reaching anything. Never a silent
+    bypass: the credential goes to the person (outbox), and the act is audited with who did it."""
+    account = _account_of(person)
+    if enterprise is not None:
+        membership = current_membership(session, enterprise.id, person.id)
+        if membership is None:
+            raise NotFound("This person is not a user of this enterprise.", "person_id")
+        if membership.role is Role.LOCAL_ADMIN:
+            raise Forbidden("The local administrator's second factor is reset by the portal officers.", "person_id")
+    if by.actor_person_id is not None and by.actor_person_id == person.id:
+        raise Forbidden("You cannot reset your own second factor; use a recovery code or ask another "
+                        "administrator.", "person_id")
+    from access.second_factor import remove_all_factors
+
+    remove_all_factors(session, account)
+    end_all_sessions(session, account, "second factor reset", by=by)
+    account.password_hash = None
+    account.failed_logins = 0
+    account.locked_until = None
+    credential = _issue_initial_credential(session, person, initial_password_days)
+    assert credential is not None
+    _notify(session, person, "initial-credential", "Your second factor was reset",
+            f"Your second factor for the portal was reset by {by.actor_label or 'an administrator'}.\n"
+            f"User-id: {credential.user_id}\nInitial password: {credential.password}\n"
+            f"It expires on {credential.expires_at:%Y-%m-%d %H:%M} UTC. At your next login you choose a new "
+            "password and set up a new second factor. If you did not ask for this, tell your administrator.")
+    record(session, by, action="second_factor.reset", outcome="success",
+           enterprise_id=enterprise.id if enterprise else None,
+           details={"person_id": person.id, "person": person.full_name, "account": account.login_name},
+           subject_person_ids=[person.id])
+    return credential
+
+
+def end_sessions_of(session: Session, person: Person, *, by: RequestContext,
+                    enterprise: Enterprise | None = None) -> int:
+    """An administrator's "end sessions": every session of the person's account ends at once."""
+    account = _account_of(person)
+    if enterprise is not None and current_membership(session, enterprise.id, person.id) is None:
+        raise NotFound("This person is not a user of this enterprise.", "person_id")
+    return end_all_sessions(session, account, f"ended by {by.actor_label or 'an administrator'}"[:40], by=by)
+
+
+def set_account_disabled(session: Session, person: Person, disabled: bool, *, by: RequestContext) -> Account:
+    """A portal officer disables (or enables again) an account; disabling ends every session at once."""
+    account = _account_of(person)
+    if account.is_disabled == disabled:
+        raise ValidationError("The account is already %(state)s.", "disabled",
+                              state="disabled" if disabled else "enabled")
+    if by.actor_person_id == person.id:
+        raise Forbidden("You cannot disable your own account.", "person_id")
+    account.is_disabled = disabled
+    session.flush()
+    record(session, by, action="account.disable" if disabled else "account.enable", outcome="success",
+           details={"person_id": person.id, "account": account.login_name}, subject_person_ids=[person.id])
+    if disabled:
+        end_all_sessions(session, account, "account disabled", by=by)
     return account

@@ -23,7 +23,20 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_MAX_FAILURES": 5,
     "LOGIN_BASE_LOCK_SECONDS": 60,
     "LOGIN_MAX_LOCK_SECONDS": 900,
-    "LOGIN_RATE_LIMIT": "20 per minute",
+    # Per address, on the password and second-factor steps: each window is a longer delay (issue 6).
+    "LOGIN_RATE_LIMIT": "10 per minute; 30 per hour; 100 per day",
+    # Server-side sessions (access/sessions.py): idle and absolute timeouts.
+    "SESSION_IDLE_MINUTES": 30,
+    "SESSION_ABSOLUTE_HOURS": 12,
+    # The second factor: always for administrators, officers and provider staff; for plain users too
+    # unless this is false. Step-up: how recent the last check must be for a protected act (minutes).
+    "SECOND_FACTOR_FOR_EVERYONE": True,
+    "STEP_UP_MINUTES": 5,
+    "STEP_UP_ACTIONS": None,  # path of the list of protected acts (TOML); default config/step_up.toml
+    "TOTP_ISSUER": "Portaal sociale zekerheid",
+    # WebAuthn relying party: the host name and origin the browser sees (default: from the request).
+    "WEBAUTHN_RP_ID": None,
+    "WEBAUTHN_ORIGIN": None,
     "API_RATE_LIMIT": "600 per minute",
     "RATELIMIT_STORAGE_URI": "memory://",
     "RATELIMIT_HEADERS_ENABLED": True,
@@ -79,11 +92,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     from portal import cli, errors
     from portal.views import (account, admin, apps, audit, audit_alerts, audit_subject, audit_verify, certificates,
-                              home, mandates, officer, repertory, reviews)
+                              home, mandates, officer, repertory, reviews, security)
     from portal.api import init_app as init_api
 
     for blueprint in (account.bp, home.bp, officer.bp, admin.bp, apps.bp, repertory.bp, mandates.bp,
-                      certificates.bp, audit.bp, audit_alerts.bp, audit_verify.bp, audit_subject.bp, reviews.bp):
+                      certificates.bp, audit.bp, audit_alerts.bp, audit_verify.bp, audit_subject.bp, reviews.bp,
+                      security.bp):
         app.register_blueprint(blueprint)
     init_api(app)
     from portal import oauth

@@ -1,39 +1,46 @@
-"""Flask-Login glue: the logged-in user is an Account, identified together with
-its session generation so that a password change or a forced logout ends every
-older session."""
+"""Flask-Login glue. The signed cookie carries the token of a server-side session (access/sessions.py):
+the session can be listed, ended and timed out on the server, whatever the browser keeps."""
 from __future__ import annotations
 
 import hashlib
-import time
+from datetime import timedelta
 
-from flask import current_app, redirect, request, session, url_for
-from flask_login import UserMixin, logout_user
+from flask import current_app, g, redirect, request, session, url_for
+from flask_login import UserMixin, login_user, logout_user
 
-from access.models import Account
+from access import second_factor, sessions
+from access.models import Account, UserSession
 from portal.database import get_session
 
 
 class LoginUser(UserMixin):
-    def __init__(self, account: Account) -> None:
+    def __init__(self, account: Account, user_session: UserSession, token: str) -> None:
         self.account = account
+        self.user_session = user_session
+        self.token = token
 
     def get_id(self) -> str:
-        return f"{self.account.id}:{self.account.session_generation}"
+        return self.token
 
     @property
     def is_active(self) -> bool:
         return not self.account.is_disabled
 
 
-def load_user(user_id: str) -> LoginUser | None:
-    try:
-        account_id, generation = (int(part) for part in user_id.split(":"))
-    except ValueError:
+def session_policy() -> sessions.SessionPolicy:
+    config = current_app.config
+    return sessions.SessionPolicy(idle=timedelta(minutes=config["SESSION_IDLE_MINUTES"]),
+                                  absolute=timedelta(hours=config["SESSION_ABSOLUTE_HOURS"]))
+
+
+def load_user(token: str) -> LoginUser | None:
+    from portal.context import base_context
+
+    row = sessions.find_live(get_session(), token, session_policy(), by=base_context())
+    if row is None:
         return None
-    account = get_session().get(Account, account_id)
-    if account is None or account.session_generation != generation or account.is_disabled:
-        return None
-    return LoginUser(account)
+    sessions.touch(row)
+    return LoginUser(row.account, row, token)
 
 
 def unauthorized():
@@ -48,21 +55,56 @@ def client_fingerprint() -> str:
     return hashlib.sha256((request.headers.get("User-Agent") or "").encode()).hexdigest()[:32]
 
 
-def bind_session() -> None:
-    """Called at login: the session belongs to this client and starts its absolute lifetime now."""
+def start_session(account: Account) -> UserSession:
+    """A fresh session at login (nothing from before survives: session fixation), recorded on the server."""
+    from portal.context import base_context
+
+    language = session.get("lang")
+    session.clear()
+    if language:
+        session["lang"] = language
+    row, token = sessions.open_session(get_session(), account, by=base_context())
+    login_user(LoginUser(account, row, token))
+    session.permanent = True
     session["client"] = client_fingerprint()
-    session["started"] = int(time.time())
+    return row
+
+
+def renew_session_id(user: LoginUser) -> None:
+    """A new session id after the second factor or a step-up; the server-side session stays the same."""
+    token = sessions.rotate(get_session(), user.user_session)
+    user.token = token
+    session["_user_id"] = token
+    session.modified = True
+
+
+def end_current_session(reason: str = "logout") -> None:
+    from flask_login import current_user
+
+    from portal.context import request_context
+
+    if current_user.is_authenticated:
+        sessions.end_session(get_session(), current_user.user_session, reason, by=request_context())
+    logout_user()
+    session.clear()
+
+
+def second_factor_required(account: Account) -> bool:
+    return second_factor.needs_second_factor(get_session(), account,
+                                             for_everyone=current_app.config["SECOND_FACTOR_FOR_EVERYONE"])
 
 
 def guard_session() -> None:
-    """Before every request: a logged-in session replayed from another client,
-    or older than its absolute lifetime, is ended (the signed cookie alone would
-    slide its own expiry forward on every request)."""
+    """Before every request: a session cookie replayed from another client is refused (the server-side
+    session is ended too: its token has leaked)."""
     if "_user_id" not in session:
         return
-    lifetime = current_app.permanent_session_lifetime.total_seconds()
-    started = session.get("started")
-    if (session.get("client") != client_fingerprint() or not isinstance(started, int)
-            or time.time() - started > lifetime):
+    if session.get("client") != client_fingerprint():
+        from portal.context import base_context
+
+        row = sessions.find_live(get_session(), session.get("_user_id"), session_policy(), by=base_context())
+        if row is not None:
+            sessions.end_session(get_session(), row, "cookie used by another client", by=base_context(), durable=True)
         logout_user()
         session.clear()
+        g.pop("_login_user", None)

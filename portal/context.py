@@ -39,6 +39,12 @@ def proof_context() -> dict[str, Any]:
     return dict(g.get("proof_context") or {})
 
 
+def base_context() -> RequestContext:
+    """Where the request comes from, before knowing who sends it (used while loading the session)."""
+    return RequestContext(ip=request.remote_addr, user_agent=request.headers.get("User-Agent"),
+                          request_id=request_id())
+
+
 def request_context() -> RequestContext:
     subject = current_subject()
     return RequestContext(

@@ -7,7 +7,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from access.errors import DomainError
-from portal.gate import AccessDenied
+from portal.gate import AccessDenied, StepUpRequired
 from portal.messages import error_text, reason_text, step_text
 
 PROBLEM_BASE = "https://portal.invalid/problems/"
@@ -30,6 +30,18 @@ def problem(status: int, code: str, detail: str, *, field: str | None = None, **
     return response
 
 
+def _referrer_path() -> str | None:
+    from urllib.parse import urlsplit
+
+    referrer = request.referrer
+    if not referrer:
+        return None
+    parts = urlsplit(referrer)
+    if parts.netloc and parts.netloc != request.host:
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(AccessDenied)
     def _denied(error: AccessDenied):
@@ -44,6 +56,22 @@ def init_app(app: Flask) -> None:
             return unauthorized()
         return render_template("errors/denied.html", decision=decision, reason=reason_text(decision.reason),
                                path=[step_text(s) for s in decision.path]), status
+
+    @app.errorhandler(StepUpRequired)
+    def _step_up(error: StepUpRequired):
+        from flask import url_for
+
+        from portal.urls import safe_local_target
+
+        detail = _("Confirm it is you: this act needs a second-factor check of at most %(minutes)s minutes old.",
+                   minutes=app.config["STEP_UP_MINUTES"])
+        if wants_json():
+            return problem(401, "step-up-required", detail,
+                           verify="POST /api/v1/session/second-factor with {\"code\": ...}")
+        # Back to the page the form was on (same-origin Referer), or to this page for a GET.
+        back = request.full_path if request.method == "GET" else safe_local_target(_referrer_path())
+        return render_template("account/step_up_needed.html", message=detail,
+                               step_up_url=url_for("account.step_up", next=back)), 401
 
     @app.errorhandler(DomainError)
     def _domain(error: DomainError):

@@ -49,6 +49,24 @@ class SetupForm(FlaskForm):
     confirm = PasswordField(_l("Repeat the password"), validators=[DataRequired(), Length(max=256)])
 
 
+class SecondFactorForm(FlaskForm):
+    """The code from the authenticator app (6 digits) or one of the recovery codes."""
+
+    code = StringField(_l("Code from your authenticator app, or a recovery code"),
+                       validators=[DataRequired(), Length(max=40)])
+
+
+class TotpConfirmForm(FlaskForm):
+    code = StringField(_l("Code shown by the app"), validators=[DataRequired(), Length(max=10)])
+
+
+class PasswordChangeForm(FlaskForm):
+    current = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=256)])
+    password = PasswordField(_l("New password (at least 12 characters)"), validators=[DataRequired(), Length(max=256)])
+    confirm = PasswordField(_l("Repeat the new password"), validators=[DataRequired(), Length(max=256)])
+    end_other_sessions = BooleanField(_l("End my other sessions"), default=True)
+
+
 class EnterpriseForm(FlaskForm):
     kbo = StringField(_l("KBO number"), validators=[DataRequired(), Length(max=20)])
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])

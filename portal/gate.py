@@ -11,6 +11,47 @@ from portal.context import catalogue, current_subject, proof_context, request_co
 from portal.database import get_session
 
 
+class StepUpRequired(Exception):
+    """A protected act without a recent second-factor check: rendered as a 401 asking for one."""
+
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@functools.lru_cache(maxsize=4)
+def _protected_acts(path: str | None) -> frozenset[tuple[str, str]]:
+    import tomllib
+    from pathlib import Path
+
+    from access.catalogue import CONFIG_DIR
+
+    source = Path(path) if path else CONFIG_DIR / "step_up.toml"
+    data = tomllib.loads(source.read_text(encoding="utf-8"))
+    return frozenset((entry["application"], action) for entry in data.get("protected", [])
+                     for action in entry["actions"])
+
+
+def require_fresh_second_factor() -> None:
+    """Raise StepUpRequired unless the logged-in person's session checked a second factor within
+    STEP_UP_MINUTES. A person without any factor (not required to have one) has nothing to step up
+    with; a machine client proves its certificate instead."""
+    from datetime import timedelta
+
+    from flask import current_app
+    from flask_login import current_user
+
+    from access import second_factor, sessions
+
+    if g.get("machine_subject") is not None or not current_user.is_authenticated:
+        return
+    within = timedelta(minutes=current_app.config["STEP_UP_MINUTES"])
+    if sessions.second_factor_is_fresh(current_user.user_session, within):
+        return
+    if not second_factor.status(get_session(), current_user.account).enrolled:
+        return
+    raise StepUpRequired()
+
+
 class AccessDenied(Exception):
     """Raised when the decision point refuses; rendered as a 403 page or problem+json with the reason."""
 
@@ -21,7 +62,10 @@ class AccessDenied(Exception):
 
 def check(application: str, action: str, enterprise_id: int | None, *, context: dict | None = None) -> Decision:
     """Ask the decision point, log the answer, and raise if refused. The request's proof for the
-    certificate tier (a bearer token's certificate) is passed on; `context` adds to it (a signed file)."""
+    certificate tier (a bearer token's certificate) is passed on; `context` adds to it (a signed file).
+    A protected act (config/step_up.toml) also needs a fresh second-factor check."""
+    from flask import current_app, request
+
     session = get_session()
     decision = decide(session, current_subject(), enterprise_id, application, action, catalogue=catalogue(),
                       context={**proof_context(), **(context or {})})
@@ -29,6 +73,9 @@ def check(application: str, action: str, enterprise_id: int | None, *, context: 
     g.decision = decision
     if not decision.allowed:
         raise AccessDenied(decision)
+    if request.method in UNSAFE_METHODS and (application, action) in _protected_acts(
+            current_app.config.get("STEP_UP_ACTIONS")):
+        require_fresh_second_factor()
     return decision
 
 

@@ -10,7 +10,7 @@ HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # the step-up page returns to the form it interrupted
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
@@ -65,3 +65,46 @@ def init_app(app: Flask) -> None:
         from flask import redirect, url_for
 
         return redirect(url_for("account.setup"))
+
+    app.before_request(second_factor_gate)
+
+
+# Endpoints a session may reach before its second factor: checking it, or setting a first one up.
+_VERIFYING = frozenset({"account.verify", "account.step_up", "account.logout", "static", "home.set_language",
+                        "security.passkey_login_options", "security.passkey_login_verify",
+                        "api.session_info", "api.logout", "api.openapi", "api.second_factor"})
+_ENROLLING = frozenset({"account.logout", "static", "home.set_language", "security.overview",
+                        "security.totp_start", "security.totp_confirm", "security.passkey_register_options",
+                        "security.passkey_register", "security.first_recovery_codes",
+                        "api.session_info", "api.logout", "api.openapi", "api.totp_start", "api.totp_confirm",
+                        "api.passkey_register_options", "api.passkey_register"})
+
+
+def second_factor_gate():
+    """Until the session has passed its second factor, it reaches only the second-factor step; an
+    account that has none yet reaches only the enrolment (issue 6)."""
+    from flask import redirect, url_for
+    from flask_login import current_user
+
+    from access import second_factor
+    from portal.auth import second_factor_required
+    from portal.database import get_session
+    from portal.errors import problem, wants_json
+
+    if not current_user.is_authenticated or current_user.account.must_choose_credentials:
+        return None
+    if current_user.user_session.second_factor_at is not None or not second_factor_required(current_user.account):
+        return None
+    enrolled = second_factor.status(get_session(), current_user.account).enrolled
+    if request.endpoint in (_VERIFYING if enrolled else _ENROLLING):
+        return None
+    if wants_json():
+        if enrolled:
+            return problem(401, "second-factor-required",
+                           "Send the code of your authenticator app or a recovery code "
+                           "(POST /api/v1/session/second-factor).")
+        return problem(403, "second-factor-enrolment-required",
+                       "Set up a second factor first (POST /api/v1/account/totp).")
+    if enrolled:
+        return redirect(url_for("account.verify", next=request.full_path if request.method == "GET" else None))
+    return redirect(url_for("security.overview"))

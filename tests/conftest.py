@@ -104,5 +104,16 @@ def csrf_token(client) -> str:
 
 
 def login(client, login_name: str, password: str):
+    """Password, then the authenticator code when the portal asks for it."""
+    from urllib.parse import urlsplit
+
+    from access.operations import find_account_by_login
+    from tests.factories import next_totp_code
+
     token = csrf_token(client)
-    return client.post("/login", data={"login": login_name, "password": password, "csrf_token": token})
+    response = client.post("/login", data={"login": login_name, "password": password, "csrf_token": token})
+    if response.status_code == 302 and urlsplit(response.headers["Location"]).path == "/login/verify":
+        session = client.application.config["DB_SESSION_FACTORY"]()
+        code = next_totp_code(session, find_account_by_login(session, login_name))
+        response = client.post(response.headers["Location"], data={"code": code, "csrf_token": csrf_token(client)})
+    return response

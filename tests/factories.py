@@ -301,3 +301,46 @@ def factories(db_session, clock):
             Membership=MembershipFactory,
             Right=RightFactory,
         )
+
+
+# --- second factor (issue 6) --------------------------------------------------------------------
+
+# The authenticator-app secret every test account gets (base32). Tests compute codes from it as a
+# phone would; unit tests of the factor itself use the secret the portal draws.
+TEST_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+
+def enrol_totp(session: Session, account, secret: str = TEST_TOTP_SECRET):
+    """A confirmed authenticator app for the account, as if its owner had set it up."""
+    from access.clock import utcnow
+    from access.models import TotpFactor
+
+    factor = TotpFactor(account_id=account.id, secret=secret, created_at=utcnow(), confirmed_at=utcnow())
+    session.add(factor)
+    session.flush()
+    return factor
+
+
+def next_totp_code(session: Session, account) -> str:
+    """The code a phone would show that the portal will still accept: the earliest step of the allowed
+    window (one step either side of now) after the last one used; when the window is spent (a frozen
+    clock, several logins), the test clock moves on by one step."""
+    import pyotp
+    from sqlalchemy import select
+
+    from access.clock import FrozenClock, get_clock, utcnow
+    from access.models import TotpFactor
+    from access.second_factor import TOTP_STEP_SECONDS
+
+    factor = session.scalar(select(TotpFactor).where(TotpFactor.account_id == account.id,
+                                                     TotpFactor.removed_at.is_(None)))
+    assert factor is not None, f"{account.login_name} has no authenticator app"
+    session.refresh(factor)
+    while True:
+        now_step = int(utcnow().timestamp()) // TOTP_STEP_SECONDS
+        for step in (now_step - 1, now_step, now_step + 1):
+            if factor.last_used_step is None or step > factor.last_used_step:
+                return pyotp.TOTP(factor.secret).generate_otp(step)
+        clock = get_clock()
+        assert isinstance(clock, FrozenClock), "TOTP window spent on a real clock"
+        clock.advance(seconds=TOTP_STEP_SECONDS)

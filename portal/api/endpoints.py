@@ -60,10 +60,14 @@ def _person(person_id: int) -> Person:
 def _session_out() -> s.SessionOut:
     if not current_user.is_authenticated:
         return s.SessionOut(authenticated=False, csrf_token=generate_csrf())
+    from portal.views.account import second_factor_state
+
     account = current_user.account
     return s.SessionOut(authenticated=True, csrf_token=generate_csrf(), login_name=account.login_name,
                         person_id=account.person_id, portal_officer=account.is_portal_officer,
-                        must_choose_credentials=account.must_choose_credentials)
+                        must_choose_credentials=account.must_choose_credentials,
+                        second_factor=second_factor_state(),
+                        second_factor_at=current_user.user_session.second_factor_at)
 
 
 @api_route("/session", "GET", summary="The current session and a CSRF token for unsafe requests", tag="session",
@@ -76,7 +80,8 @@ def session_info():
            response=s.SessionOut)
 @limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"])
 def login(payload: s.LoginIn):
-    from portal.views.account import login_policy, start_session
+    from portal.auth import start_session
+    from portal.views.account import login_policy
 
     account = ops.authenticate(get_session(), payload.login, payload.password, by=request_context(),
                                policy=login_policy())
@@ -88,11 +93,29 @@ def login(payload: s.LoginIn):
 
 @api_route("/session", "DELETE", summary="Log out", tag="session", gate="public", status=204)
 def logout():
-    if current_user.is_authenticated:
-        ops.end_sessions(get_session(), current_user.account, by=request_context())
-    logout_user()
-    session.clear()
+    from portal.auth import end_current_session
+
+    end_current_session("logout")
     return "", 204
+
+
+@api_route("/session/second-factor", "POST", summary="Second step of a login, or a step-up: a code of the "
+           "authenticator app or a recovery code", tag="session", gate="public", body=s.SecondFactorIn,
+           response=s.SessionOut)
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"])
+def second_factor(payload: s.SecondFactorIn):
+    from access import second_factor as factors
+    from portal.views.account import check_second_factor, complete_second_factor
+
+    if not current_user.is_authenticated:
+        return problem(401, "login-required", "Log in first.")
+    account = current_user.account
+    if not factors.status(get_session(), account).enrolled:
+        return problem(409, "no-second-factor", "Set up a second factor first (POST /api/v1/account/totp).")
+    if check_second_factor(account, payload.code) is None:
+        return problem(401, "second-factor-failed", factors.WRONG_CODE, field="code")
+    complete_second_factor("api")
+    return _session_out()
 
 
 @api_route("/account/credentials", "POST", summary="First login: choose your own user name and password",
@@ -100,7 +123,7 @@ def logout():
 def choose_credentials(payload: s.CredentialsIn):
     if not current_user.is_authenticated:
         return problem(401, "login-required", "Log in first.")
-    from portal.views.account import start_session
+    from portal.auth import start_session
 
     account = current_user.account
     ops.choose_credentials(get_session(), account, payload.username, payload.password, by=request_context())

@@ -44,7 +44,7 @@ def _bearer_scopes(op: Operation, apps: Catalogue) -> list[str] | None:
     portal/oauth.py authenticates a bearer token on every /api/v1 request, and the decision point
     then refuses a machine access management and portal administration; public operations are a
     person's session (log in, log out, first login, his own lists)."""
-    if op.gate in ("public", ACCESS_MANAGEMENT, PORTAL_ADMINISTRATION) or (op.method, op.rule) in _PERSON_ONLY:
+    if op.gate in ("public", "login", ACCESS_MANAGEMENT, PORTAL_ADMINISTRATION) or (op.method, op.rule) in _PERSON_ONLY:
         return None
     if op.gate in _ANY_APPLICATION:
         return []

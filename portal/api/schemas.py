@@ -83,6 +83,49 @@ class SessionOut(BaseModel):
     person_id: int | None = None
     portal_officer: bool = False
     must_choose_credentials: bool = False
+    # "none" (not needed), "done" (checked in this session), "required" (send a code to
+    # /session/second-factor), or "enrolment-required" (set one up: /account/totp).
+    second_factor: str = "none"
+    second_factor_at: datetime | None = None
+
+
+class SecondFactorIn(Input):
+    code: str = Field(max_length=40, description="The six digits of the authenticator app, or a recovery code")
+
+
+class TotpStartOut(BaseModel):
+    secret: str
+    otpauth_uri: str
+
+
+class TotpConfirmOut(BaseModel):
+    recovery_codes: list[str] = Field(description="Shown once, when the first factor is set up")
+
+
+class RecoveryCodesOut(BaseModel):
+    recovery_codes: list[str]
+
+
+class FactorsOut(BaseModel):
+    totp: bool
+    passkeys: int
+    recovery_codes_left: int
+    required: bool
+
+
+class SessionRowOut(BaseModel):
+    id: int
+    device: str
+    ip: str | None
+    created_at: datetime
+    last_seen_at: datetime
+    current: bool
+
+
+class PasswordChangeIn(Input):
+    current: str = Field(max_length=256)
+    password: str = Field(max_length=256)
+    end_other_sessions: bool = True
 
 
 class EnterpriseOut(BaseModel):

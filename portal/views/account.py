@@ -1,17 +1,20 @@
-"""Login, logout and the first-login choice of credentials."""
+"""Login (password, then the second factor), logout, the first-login choice of credentials and
+the step-up check that protected acts ask for."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 
+from access import second_factor as factors
+from access import sessions
 from access.errors import DomainError
-from access.operations import GENERIC_LOGIN_FAILURE, LoginPolicy, authenticate, choose_credentials, end_sessions
-from portal.auth import LoginUser, bind_session
+from access.operations import GENERIC_LOGIN_FAILURE, LoginPolicy, authenticate, choose_credentials
+from portal.auth import end_current_session, renew_session_id, second_factor_required, start_session
 from portal.context import request_context
 from portal.database import get_session
 from portal.extensions import limiter
-from portal.forms import ButtonForm, LoginForm, SetupForm, apply_domain_error
+from portal.forms import ButtonForm, LoginForm, SecondFactorForm, SetupForm, apply_domain_error
 from portal.gate import public
 from portal.urls import safe_local_target
 
@@ -23,15 +26,48 @@ def login_policy() -> LoginPolicy:
     return LoginPolicy(config["LOGIN_MAX_FAILURES"], config["LOGIN_BASE_LOCK_SECONDS"], config["LOGIN_MAX_LOCK_SECONDS"])
 
 
-def start_session(account) -> None:
-    """A fresh session at login: nothing from before survives (session fixation)."""
-    language = session.get("lang")
-    session.clear()
-    if language:
-        session["lang"] = language
-    login_user(LoginUser(account))
-    session.permanent = True
-    bind_session()
+def failure_policy() -> factors.FailurePolicy:
+    config = current_app.config
+    return factors.FailurePolicy(config["LOGIN_MAX_FAILURES"], config["LOGIN_BASE_LOCK_SECONDS"],
+                                 config["LOGIN_MAX_LOCK_SECONDS"])
+
+
+def next_step_after_password(account, target: str | None):
+    """Where a session goes once the password is right: its own credentials first, then the second
+    factor (enrolment if there is none yet), then where it was going."""
+    if account.must_choose_credentials:
+        return redirect(url_for("account.setup"))
+    if second_factor_required(account):
+        if factors.status(get_session(), account).enrolled:
+            return redirect(url_for("account.verify", next=target))
+        return redirect(url_for("security.overview"))
+    return redirect(target or url_for("home.index"))
+
+
+def second_factor_state() -> str:
+    user_session = current_user.user_session
+    if user_session.second_factor_at is not None:
+        return "done"
+    account = current_user.account
+    if account.must_choose_credentials or not second_factor_required(account):
+        return "none"
+    return "required" if factors.status(get_session(), account).enrolled else "enrolment-required"
+
+
+def check_second_factor(account, code: str) -> str | None:
+    """The method that accepted the code ("totp" or "recovery_code"), or None. Six digits is an
+    authenticator code; anything else is tried as a recovery code."""
+    session_, ctx, policy = get_session(), request_context(), failure_policy()
+    cleaned = (code or "").strip().replace(" ", "")
+    if cleaned.isdigit() and len(cleaned) == factors.TOTP_DIGITS:
+        return "totp" if factors.check_totp(session_, account, cleaned, by=ctx, policy=policy) else None
+    return "recovery_code" if factors.use_recovery_code(session_, account, code, by=ctx, policy=policy) else None
+
+
+def complete_second_factor(method: str) -> None:
+    """The session passed its second factor: note when (step-up reads it) and give it a new id."""
+    sessions.mark_second_factor(current_user.user_session, method)
+    renew_session_id(current_user._get_current_object())
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -39,28 +75,53 @@ def start_session(account) -> None:
 @public
 def login():
     form = LoginForm()
+    target = safe_local_target(request.args.get("next"))
     if form.validate_on_submit():
         account = authenticate(get_session(), form.login.data, form.password.data, by=request_context(),
                                policy=login_policy())
         if account is not None:
             start_session(account)
-            if account.must_choose_credentials:
-                return redirect(url_for("account.setup"))
-            return redirect(safe_local_target(request.args.get("next")) or url_for("home.index"))
+            return next_step_after_password(account, target)
         form.form_errors.append(_(GENERIC_LOGIN_FAILURE))
         return render_template("account/login.html", form=form), 401
     status = 422 if request.method == "POST" else 200
     return render_template("account/login.html", form=form), status
 
 
+@bp.route("/login/verify", methods=["GET", "POST"], endpoint="verify")
+@bp.route("/account/step-up", methods=["GET", "POST"], endpoint="step_up")
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+@login_required
+@public
+def verify():
+    """The second step of a login, and the step-up check of a logged-in session (same form)."""
+    account = current_user.account
+    target = safe_local_target(request.args.get("next"))
+    step_up = current_user.user_session.second_factor_at is not None
+    state = factors.status(get_session(), account)
+    if not state.enrolled:
+        return redirect(url_for("security.overview"))
+    form = SecondFactorForm()
+    if form.validate_on_submit():
+        method = check_second_factor(account, form.code.data)
+        if method is not None:
+            complete_second_factor(method)
+            if method == "recovery_code":
+                left = factors.status(get_session(), account).recovery_codes_left
+                flash(_("You used a recovery code; %(left)s left. Set up a new factor or new codes if you "
+                        "lost your device.", left=left), "warning")
+            return redirect(target or url_for("home.index"))
+        form.code.errors = [_(factors.WRONG_CODE)]
+        return render_template("account/verify.html", form=form, state=state, step_up=step_up), 401
+    status = 422 if request.method == "POST" else 200
+    return render_template("account/verify.html", form=form, state=state, step_up=step_up), status
+
+
 @bp.route("/logout", methods=["POST"])
 @public
 def logout():
     if ButtonForm().validate_on_submit():
-        if current_user.is_authenticated:
-            end_sessions(get_session(), current_user.account, by=request_context())
-        logout_user()
-        session.clear()
+        end_current_session("logout")
         flash(_("You are logged out."), "info")
     return redirect(url_for("home.index"))
 
@@ -82,7 +143,7 @@ def setup():
         except DomainError as error:
             apply_domain_error(form, error)
             return render_template("account/setup.html", form=form), error.status
-        start_session(account)  # new generation: a new session
+        start_session(account)  # the issued-credential session was ended: a new one
         flash(_("Your user name and password are set. From now on, log in with them."), "success")
-        return redirect(url_for("home.index"))
+        return next_step_after_password(account, None)
     return render_template("account/setup.html", form=form), 422 if request.method == "POST" else 200

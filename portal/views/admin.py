@@ -123,3 +123,36 @@ def hand_over(enterprise_id: int):
         return render_template("admin/handed_over.html", credential=appointment.credential,
                                person=appointment.membership.person)
     return redirect(url_for("home.index"))
+
+
+@bp.route("/members/<int:person_id>/reset-second-factor", methods=["POST"])
+@gated(ACCESS_MANAGEMENT, "reset_second_factor")
+def reset_second_factor(enterprise_id: int, person_id: int):
+    """The user lost every second factor: a new initial credential, shown once (and sent to him)."""
+    if not ButtonForm().validate_on_submit():
+        return _page(enterprise_id, 400)
+    session = get_session()
+    try:
+        credential = ops.reset_second_factor(session, _person(person_id), by=request_context(),
+                                             enterprise=ops.get_enterprise(session, enterprise_id),
+                                             initial_password_days=current_app.config["INITIAL_PASSWORD_DAYS"])
+    except DomainError as error:
+        return _page(enterprise_id, error.status, error=error_text(error))
+    flash(_("The second factor of %(name)s is reset; hand over the new initial credential below.",
+            name=_person(person_id).full_name), "success")
+    return _page(enterprise_id, credential=credential)
+
+
+@bp.route("/members/<int:person_id>/end-sessions", methods=["POST"])
+@gated(ACCESS_MANAGEMENT, "end_sessions")
+def end_sessions(enterprise_id: int, person_id: int):
+    if not ButtonForm().validate_on_submit():
+        return _page(enterprise_id, 400)
+    session = get_session()
+    try:
+        count = ops.end_sessions_of(session, _person(person_id), by=request_context(),
+                                    enterprise=ops.get_enterprise(session, enterprise_id))
+    except DomainError as error:
+        return _page(enterprise_id, error.status, error=error_text(error))
+    flash(_("%(count)s sessions of %(name)s ended.", count=count, name=_person(person_id).full_name), "success")
+    return redirect(url_for("admin.matrix", enterprise_id=enterprise_id))

@@ -316,3 +316,66 @@ def end_mandate(mandate_id: int):
                 provider=mandate.provider.enterprise.name, employer=mandate.employer.name,
                 day=mandate.end_date.isoformat()), "success")
     return redirect(url_for("officer.mandates"))
+
+
+# --- accounts: second factor reset, sessions, disabling (issue 6) ------------------------------------
+
+
+def _account_act(enterprise_id: int, person_id: int, act):
+    """Run `act(session, person)` for a person shown on an enterprise's page; render the page with the
+    outcome (a reset's new credential is shown this once)."""
+    from access.errors import DomainError
+    from portal.forms import ButtonForm
+
+    session = get_session()
+    if not ButtonForm().validate_on_submit():
+        return _enterprise_page(enterprise_id, 400)
+    try:
+        person = _person(session, person_id)
+        message, credential = act(session, person)
+    except DomainError as error:
+        flash(error_text(error), "error")
+        return _enterprise_page(enterprise_id, error.status)
+    flash(message, "success")
+    return _enterprise_page(enterprise_id, credential=credential)
+
+
+@bp.route("/enterprises/<int:enterprise_id>/persons/<int:person_id>/reset-second-factor", methods=["POST"])
+@officer_only("reset_second_factor")
+def reset_second_factor(enterprise_id: int, person_id: int):
+    def act(session, person):
+        credential = ops.reset_second_factor(session, person, by=request_context(),
+                                             initial_password_days=current_app.config["INITIAL_PASSWORD_DAYS"])
+        return _("The second factor of %(name)s is reset.", name=person.full_name), credential
+
+    return _account_act(enterprise_id, person_id, act)
+
+
+@bp.route("/enterprises/<int:enterprise_id>/persons/<int:person_id>/end-sessions", methods=["POST"])
+@officer_only("end_sessions")
+def end_sessions(enterprise_id: int, person_id: int):
+    def act(session, person):
+        count = ops.end_sessions_of(session, person, by=request_context())
+        return _("%(count)s sessions of %(name)s ended.", count=count, name=person.full_name), None
+
+    return _account_act(enterprise_id, person_id, act)
+
+
+@bp.route("/enterprises/<int:enterprise_id>/persons/<int:person_id>/disable", methods=["POST"])
+@officer_only("disable_account")
+def disable_account(enterprise_id: int, person_id: int):
+    def act(session, person):
+        ops.set_account_disabled(session, person, True, by=request_context())
+        return _("The account of %(name)s is disabled; its sessions ended.", name=person.full_name), None
+
+    return _account_act(enterprise_id, person_id, act)
+
+
+@bp.route("/enterprises/<int:enterprise_id>/persons/<int:person_id>/enable", methods=["POST"])
+@officer_only("disable_account")
+def enable_account(enterprise_id: int, person_id: int):
+    def act(session, person):
+        ops.set_account_disabled(session, person, False, by=request_context())
+        return _("The account of %(name)s is enabled again.", name=person.full_name), None
+
+    return _account_act(enterprise_id, person_id, act)

@@ -19,11 +19,13 @@ from access.catalogue import load_catalogue
 from access.clock import today
 from access.models import (Account, Enterprise, Link, LinkKind, Membership, OutboxMessage, Person, Right,
                            Role)
+from access.models import TotpFactor
 from access.passwords import hash_password
 from access.validators import make_insz, make_kbo, make_rsz
 from audit.models import AuditRecord
 from audit.operations import RequestContext
 from repertory.models import ChangeProposal, RecordChange
+from tests.factories import enrol_totp, next_totp_code
 
 USER_AGENT = "functional-tests/1.0"
 CLIENT_IP = "203.0.113.10"
@@ -264,11 +266,36 @@ class Visitor:
         return self.client.open(path, method=method.upper(), headers=headers, **kwargs)
 
     # logging in
-    def login(self, login_name: str, password: str = PASSWORD):
-        return self.post("/login", {"login": login_name, "password": password})
+    def db(self) -> Session:
+        return self.app.config["DB_SESSION_FACTORY"]()
 
-    def api_login(self, login_name: str, password: str = PASSWORD):
-        return self.api("POST", "/api/v1/session", {"login": login_name, "password": password})
+    def totp_code(self, login_name: str) -> str:
+        """The code the person's phone shows now (tests.factories.TEST_TOTP_SECRET)."""
+        return next_totp_code(self.db(), ops.find_account_by_login(self.db(), login_name))
+
+    def login(self, login_name: str, password: str = PASSWORD, *, second_factor: bool = True, path: str = "/login"):
+        """Password, then (when the portal asks for it) the authenticator code, like a person."""
+        response = self.post(path, {"login": login_name, "password": password})
+        if second_factor and response.status_code == 302 and location_path(response) == "/login/verify":
+            return self.post(response.headers["Location"], {"code": self.totp_code(login_name)})
+        return response
+
+    def api_login(self, login_name: str, password: str = PASSWORD, *, second_factor: bool = True):
+        response = self.api("POST", "/api/v1/session", {"login": login_name, "password": password})
+        if second_factor and response.status_code == 200 and response.get_json()["second_factor"] == "required":
+            return self.api("POST", "/api/v1/session/second-factor", {"code": self.totp_code(login_name)})
+        return response
+
+    def verify(self, login_name: str, next_path: str | None = None):
+        """A step-up: the second-factor check again, in a logged-in session."""
+        path = "/account/step-up" + (f"?next={next_path}" if next_path else "")
+        return self.post(path, {"code": self.totp_code(login_name)})
+
+    def enrol_totp(self, login_name: str):
+        """Set up an authenticator app through the pages (first login); returns the recovery-code page."""
+        response = self.post("/account/security/totp")
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return self.post("/account/security/totp/confirm", {"code": self.totp_code(login_name)})
 
     def logout(self):
         return self.post("/logout")
@@ -370,6 +397,9 @@ class World:
         account.initial_password_hash = None
         account.initial_password_expires_at = None
         self.session.flush()
+        if not self.session.scalar(select(TotpFactor.id).where(TotpFactor.account_id == account.id,
+                                                               TotpFactor.removed_at.is_(None))):
+            enrol_totp(self.session, account)
         self.commit()
         return Persona(person, username, password)
 
@@ -378,6 +408,7 @@ class World:
         account, _ = ops.create_portal_officer(self.session, insz=make_insz("700101", 500 + n), first_name="Olga",
                                                last_name=f"Officier{n}", email=None, password=password,
                                                by=self.ctx)
+        enrol_totp(self.session, account)
         self.commit()
         return Persona(account.person, account.user_id, password)
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from access import operations as ops
 from access.catalogue import load_catalogue
-from access.clock import today
+from access.clock import today, utcnow
 from access.models import Account, LinkKind, Person, Role
 from access.passwords import hash_password
 from access.validators import make_insz, make_kbo, make_rsz
@@ -23,6 +23,9 @@ from mandates.groups import load_groups
 from mandates.models import ProviderKind
 
 DEMO_PASSWORD = "Zonnebloem-Kade-47"
+# The authenticator-app key of every demo account (base32): add it to an app (FreeOTP, Aegis, ...), or
+# let `flask --app wsgi demo code` print the current code. Demo data only: real accounts draw their own.
+DEMO_TOTP_SECRET = "DEMOPORTALSECONDFACTORKEY2345672"
 OFFICER_INSZ = make_insz("750412", 101)
 SECURITY_OFFICER_INSZ = make_insz("790923", 77)  # Vera Veilig, the institution's security officer
 # The two demo enterprises that get a demo seal certificate (examples/demo_pki.py).
@@ -58,6 +61,7 @@ def _person(session, enterprise, insz, first, last, kind, start, end=None):
 def load_demo(session: Session) -> list[DemoLogin]:
     if session.scalar(select(Person).where(Person.insz == OFFICER_INSZ)) is not None:
         _load_security_officers(session)  # demo databases loaded before the security officers existed
+        enrol_demo_authenticators(session)  # and before the second factor
         return _logins(session)
     catalogue = load_catalogue()
     day = today()
@@ -108,7 +112,21 @@ def load_demo(session: Session) -> list[DemoLogin]:
 
     _load_providers(session, bakery, consultancy, frank, catalogue)
     _load_security_officers(session)
+    enrol_demo_authenticators(session)
     return _logins(session)
+
+
+def enrol_demo_authenticators(session: Session) -> None:
+    """Every demo account that has its own password gets the demo authenticator app (issue 6: the second
+    factor is required at login); the garage's new administrator sets his own up at first login."""
+    from access.models import TotpFactor
+
+    for account in session.scalars(select(Account).where(Account.password_hash.is_not(None))):
+        if session.scalar(select(TotpFactor.id).where(TotpFactor.account_id == account.id,
+                                                      TotpFactor.removed_at.is_(None))) is None:
+            session.add(TotpFactor(account_id=account.id, secret=DEMO_TOTP_SECRET, created_at=utcnow(),
+                                   confirmed_at=utcnow()))
+    session.flush()
 
 
 def _load_security_officers(session: Session) -> None:

@@ -174,13 +174,31 @@ def end_affiliation(employer_kbo, end_date) -> None:
 @demo_cli.command("load")
 def demo_load() -> None:
     """Load the demo data set (once) and print the demo logins."""
-    from examples.demo import DEMO_PASSWORD, load_demo
+    from examples.demo import DEMO_PASSWORD, DEMO_TOTP_SECRET, load_demo
 
     with transaction() as session:
         logins = load_demo(session)
     click.echo("Demo logins (password for all: %s):" % DEMO_PASSWORD)
     for login in logins:
         click.echo(f"  {login.username:<12} {login.description}")
+    click.echo(f"Second factor of every demo account: the authenticator-app key {DEMO_TOTP_SECRET}\n"
+               "  (add it to an app such as FreeOTP or Aegis, or run `.venv/bin/flask --app wsgi demo code` "
+               "for the current code).")
+
+
+@demo_cli.command("code")
+def demo_code() -> None:
+    """Print the current code of the demo authenticator app (as a phone with the demo key would)."""
+    import pyotp
+
+    from access.clock import utcnow
+    from access.second_factor import TOTP_STEP_SECONDS
+    from examples.demo import DEMO_TOTP_SECRET
+
+    step = int(utcnow().timestamp()) // TOTP_STEP_SECONDS
+    seconds_left = TOTP_STEP_SECONDS - int(utcnow().timestamp()) % TOTP_STEP_SECONDS
+    click.echo(f"{pyotp.TOTP(DEMO_TOTP_SECRET).generate_otp(step)}  (valid {seconds_left} s more; "
+               "each code works once per account)")
 
 
 def _trust_list(path: str | None):

@@ -114,6 +114,7 @@ def session_end(session_id: int):
     refusal = _person_only()
     if refusal:
         return refusal
+    require_fresh_second_factor()
     sessions.end_own_session(get_session(), current_user.account, session_id, by=request_context())
     return "", 204
 

@@ -164,6 +164,7 @@ def session_end(session_id: int):
     if session_id == current_user.user_session.id:
         flash(_("To end this session, log out."), "error")
         return redirect(url_for("security.session_list"))
+    require_fresh_second_factor()  # ASVS 5.0 7.5.2: ending sessions after authenticating again
     try:
         sessions.end_own_session(get_session(), current_user.account, session_id, by=request_context())
     except DomainError:
@@ -178,6 +179,7 @@ def session_end(session_id: int):
 def session_end_others():
     if not ButtonForm().validate_on_submit():
         abort(400)
+    require_fresh_second_factor()
     count = sessions.end_all_sessions(get_session(), current_user.account, "ended by its owner",
                                       by=request_context(), keep=current_user.user_session)
     flash(_("%(count)s other sessions ended.", count=count), "success")

@@ -11,6 +11,8 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
+from tests.e2e import steps
+
 pytestmark = [pytest.mark.e2e]
 
 PASSWORD = "Lindeboom-Kanaal-29"
@@ -65,18 +67,14 @@ def world(e2e_sessions) -> World:
         return World(employer.id, admin_login, officer_login, keeper.full_name, leaver.full_name, leaver.id)
 
 
-def log_in(page: Page, login: str) -> None:
-    page.goto("/login")
-    page.fill('main input[name="login"]', login)
-    page.fill('main input[name="password"]', PASSWORD)
-    page.click('main form button[type="submit"]')
-    expect(page.get_by_test_id("who")).to_contain_text(login)
+def log_in(page: Page, login: str, e2e_sessions) -> None:
+    steps.log_in(page, e2e_sessions, login, PASSWORD)
 
 
 def test_the_administrator_starts_a_review_and_answers_it(page: Page, live_server, world, e2e_sessions):
     from access.models import Right
 
-    log_in(page, world.admin)
+    log_in(page, world.admin, e2e_sessions)
     page.get_by_test_id("access-reviews-link").click()
     deadline = (date.today() + timedelta(days=21)).isoformat()
     page.get_by_label("Last day to answer").fill(deadline)
@@ -108,7 +106,7 @@ def test_the_security_officer_follows_the_review_without_revoking(page: Page, li
     with e2e_sessions.begin() as session:
         start_review(session, session.get(Enterprise, world.employer_id), deadline=today() + timedelta(days=7),
                      revoke_unanswered=False, by=CLI_CONTEXT)
-    log_in(page, world.officer)
+    log_in(page, world.officer, e2e_sessions)
     page.get_by_test_id(f"access-reviews-officer-link-{world.employer_id}").click()
     page.get_by_role("link", name="Answer it").click()
     row = page.locator("tr[data-kind=right]", has_text=world.leaver)

@@ -15,6 +15,8 @@ from sqlalchemy import select
 
 from audit.models import AuditRecord
 
+from tests.e2e import steps
+
 pytestmark = [pytest.mark.e2e]
 
 PASSWORD = "Kerselaar-Duinpad-73"
@@ -74,12 +76,8 @@ def world(e2e_sessions) -> World:
                      n)
 
 
-def _log_in(page: Page, login: str) -> None:
-    page.goto("/login")
-    page.fill('main input[name="login"]', login)
-    page.fill('main input[name="password"]', PASSWORD)
-    page.click('main form button[type="submit"]')
-    expect(page.get_by_test_id("who")).to_contain_text(login)
+def _log_in(page: Page, login: str, e2e_sessions) -> None:
+    steps.log_in(page, e2e_sessions, login, PASSWORD)
 
 
 def _log_out(page: Page) -> None:
@@ -90,7 +88,7 @@ def _log_out(page: Page) -> None:
 def test_officer_filters_and_opens_a_record(page: Page, live_server, world, e2e_sessions, tmp_path):
     w = world
     # --- the local administrator appoints Ines security officer (she stays a user)
-    _log_in(page, w.admin)
+    _log_in(page, w.admin, e2e_sessions)
     page.goto("/")
     page.get_by_test_id("security-officers-link").first.click()
     page.select_option('main select[name="person_id"]', str(w.officer_person_id))
@@ -99,7 +97,7 @@ def test_officer_filters_and_opens_a_record(page: Page, live_server, world, e2e_
     _log_out(page)
 
     # --- Ines opens the trail from her dashboard, filters on the rights granted, opens the record
-    _log_in(page, w.officer)
+    _log_in(page, w.officer, e2e_sessions)
     page.get_by_test_id(f"audit-link-{w.employer_id}").click()
     records = page.get_by_test_id("audit-records")
     expect(records).to_contain_text(w.employer_name)

@@ -14,6 +14,8 @@ from sqlalchemy import select
 from audit.models import AuditRecord
 from certificates.models import Certificate
 
+from tests.e2e import steps
+
 pytestmark = [pytest.mark.e2e]
 
 PASSWORD = "Zegelwas-Lakstempel-27"
@@ -54,12 +56,8 @@ def seeded(e2e_sessions) -> Seeded:
         return Seeded(enterprise.id, enterprise.kbo_number, login, make_kbo(4_710_000 + n))
 
 
-def _log_in(page: Page, login: str) -> None:
-    page.goto("/login")
-    page.fill('main input[name="login"]', login)
-    page.fill('main input[name="password"]', PASSWORD)
-    page.click('main form button[type="submit"]')
-    expect(page.get_by_test_id("who")).to_contain_text(login)
+def _log_in(page: Page, login: str, e2e_sessions) -> None:
+    steps.log_in(page, e2e_sessions, login, PASSWORD)
 
 
 def _upload(page: Page, name: str, content: bytes) -> None:
@@ -76,7 +74,7 @@ def _certificates(e2e_sessions, enterprise_id: int) -> list[Certificate]:
 
 def test_register_a_certificate_and_see_every_check(page: Page, live_server, seeded, e2e_pki, e2e_sessions,
                                                      tmp_path):
-    _log_in(page, seeded.admin)
+    _log_in(page, seeded.admin, e2e_sessions)
     page.get_by_test_id(f"enterprise-{seeded.kbo}").get_by_test_id("certificates-link").click()
     expect(page.get_by_test_id("certificates")).to_contain_text("No certificate is registered")
 

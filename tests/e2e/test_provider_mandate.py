@@ -13,6 +13,8 @@ from sqlalchemy import select
 from audit.models import AuditRecord
 from mandates.models import Mandate, MandateStatus
 
+from tests.e2e import steps
+
 pytestmark = [pytest.mark.e2e]
 
 PASSWORD = "Waterlelie-Zeedijk-61"
@@ -73,12 +75,8 @@ def world(e2e_sessions) -> World:
                      sara_login, sara.id)
 
 
-def _log_in(page: Page, login: str) -> None:
-    page.goto("/login")
-    page.fill('main input[name="login"]', login)
-    page.fill('main input[name="password"]', PASSWORD)
-    page.click('main form button[type="submit"]')
-    expect(page.get_by_test_id("who")).to_contain_text(login)
+def _log_in(page: Page, login: str, e2e_sessions) -> None:
+    steps.log_in(page, e2e_sessions, login, PASSWORD)
 
 
 def _log_out(page: Page) -> None:
@@ -90,7 +88,7 @@ def test_form_filed_accepted_and_staff_acts_only_for_that_employer(page: Page, l
                                                                     tmp_path):
     w = world
     # --- the employer's local administrator files the provider form
-    _log_in(page, w.employer_admin)
+    _log_in(page, w.employer_admin, e2e_sessions)
     page.goto(f"/enterprises/{w.employer_id}/providers")
     form = page.get_by_test_id("provider-form")
     form.locator('input[name="provider_kbo"]').fill(w.provider_kbo)
@@ -109,7 +107,7 @@ def test_form_filed_accepted_and_staff_acts_only_for_that_employer(page: Page, l
         assert mandate.status is MandateStatus.PENDING
 
     # --- the provider's local administrator accepts it and assigns Sara to DmfA for that client
-    _log_in(page, w.provider_admin)
+    _log_in(page, w.provider_admin, e2e_sessions)
     page.goto(f"/enterprises/{w.provider_id}/clients")
     page.get_by_test_id(f"accept-{mandate.id}").click()
     client = page.get_by_test_id(f"client-{mandate.id}")
@@ -122,7 +120,7 @@ def test_form_filed_accepted_and_staff_acts_only_for_that_employer(page: Page, l
     _log_out(page)
 
     # --- the staff member picks the client, acts for it (banner on every page) and opens DmfA
-    _log_in(page, w.staff)
+    _log_in(page, w.staff, e2e_sessions)
     page.goto("/work-for")
     expect(page.get_by_test_id("clients")).to_contain_text(w.employer_name)
     expect(page.get_by_test_id("clients")).not_to_contain_text("Bloemisterij")

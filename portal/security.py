@@ -70,10 +70,12 @@ def init_app(app: Flask) -> None:
 
 
 # Endpoints a session may reach before its second factor: checking it, or setting a first one up.
-_VERIFYING = frozenset({"account.verify", "account.step_up", "account.logout", "static", "home.set_language",
+_VERIFYING = frozenset({"account.verify", "account.step_up", "account.logout", "account.setup", "static",
+                        "home.set_language", "api.choose_credentials",
                         "security.passkey_login_options", "security.passkey_login_verify",
                         "api.session_info", "api.logout", "api.openapi", "api.second_factor"})
-_ENROLLING = frozenset({"account.logout", "static", "home.set_language", "security.overview",
+_ENROLLING = frozenset({"account.logout", "account.setup", "static", "home.set_language", "security.overview",
+                        "api.choose_credentials",
                         "security.totp_start", "security.totp_confirm", "security.passkey_register_options",
                         "security.passkey_register", "security.first_recovery_codes",
                         "api.session_info", "api.logout", "api.openapi", "api.totp_start", "api.totp_confirm",

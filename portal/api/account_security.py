@@ -8,6 +8,7 @@ from flask_login import current_user
 
 from access import second_factor as factors
 from access import sessions, webauthn_factor
+from access.clock import as_utc
 from access.errors import ValidationError
 from access.operations import change_password as change_password_op
 from portal.api import schemas as s
@@ -104,7 +105,8 @@ def session_list():
         return refusal
     current_id = current_user.user_session.id
     return [s.SessionRowOut(id=row.id, device=sessions.describe_device(row.user_agent), ip=row.ip,
-                            created_at=row.created_at, last_seen_at=row.last_seen_at, current=row.id == current_id)
+                            created_at=as_utc(row.created_at), last_seen_at=as_utc(row.last_seen_at),
+                            current=row.id == current_id)
             .model_dump(mode="json") for row in sessions.live_sessions(get_session(), current_user.account.id)]
 
 

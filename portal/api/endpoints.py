@@ -6,6 +6,7 @@ from flask_login import current_user, logout_user
 from flask_wtf.csrf import generate_csrf
 
 from access import operations as ops
+from access.clock import as_utc
 from access.catalogue import ACCESS_MANAGEMENT, PORTAL_ADMINISTRATION
 from access.decision import decide
 from access.errors import NotFound
@@ -67,7 +68,8 @@ def _session_out() -> s.SessionOut:
                         person_id=account.person_id, portal_officer=account.is_portal_officer,
                         must_choose_credentials=account.must_choose_credentials,
                         second_factor=second_factor_state(),
-                        second_factor_at=current_user.user_session.second_factor_at)
+                        second_factor_at=as_utc(current_user.user_session.second_factor_at)
+                        if current_user.user_session.second_factor_at else None)
 
 
 @api_route("/session", "GET", summary="The current session and a CSRF token for unsafe requests", tag="session",

@@ -66,7 +66,9 @@ def api_route(rule: str, method: str, *, summary: str, tag: str, gate: str, body
 
         # Every API route asks the decision point inside (the application or
         # enterprise is often only known from the body); 'public' ones need no login.
-        if gate == "public":
+        if gate in ("public", "login"):
+            # "login": a person's own account settings (portal/api/account_security.py); they refuse
+            # anyone not logged in and concern no enterprise or application.
             wrapper.public = True
         else:
             wrapper.self_gated = True

@@ -22,3 +22,10 @@ N_("Notice given on %(notice)s: a notice of %(months)s months ends on %(until)s,
 N_("declined")
 N_("withdrawn")
 N_("revoked")
+# access.second_factor.WRONG_CODE, translated in portal.views.account
+N_("The code is wrong, already used or expired.")
+# access.webauthn_factor.REFUSED, raised in a ValidationError
+N_("The passkey could not be verified (wrong site, expired or replayed request, or unknown key).")
+# access.operations.set_account_disabled: %(state)s
+N_("disabled")
+N_("enabled")

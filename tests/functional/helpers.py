@@ -271,25 +271,46 @@ class Visitor:
 
     def totp_code(self, login_name: str) -> str:
         """The code the person's phone shows now (tests.factories.TEST_TOTP_SECRET)."""
-        return next_totp_code(self.db(), ops.find_account_by_login(self.db(), login_name))
+        session = self.db()
+        try:
+            return next_totp_code(session, ops.find_account_by_login(session, login_name))
+        finally:
+            if not session.info.get("shared"):  # an app on its own engine: a session of its own, closed
+                session.close()
 
     def login(self, login_name: str, password: str = PASSWORD, *, second_factor: bool = True, path: str = "/login"):
         """Password, then (when the portal asks for it) the authenticator code, like a person."""
+        self.last_login = ("html", login_name, password)
         response = self.post(path, {"login": login_name, "password": password})
         if second_factor and response.status_code == 302 and location_path(response) == "/login/verify":
             return self.post(response.headers["Location"], {"code": self.totp_code(login_name)})
         return response
 
     def api_login(self, login_name: str, password: str = PASSWORD, *, second_factor: bool = True):
+        self.last_login = ("api", login_name, password)
         response = self.api("POST", "/api/v1/session", {"login": login_name, "password": password})
         if second_factor and response.status_code == 200 and response.get_json()["second_factor"] == "required":
             return self.api("POST", "/api/v1/session/second-factor", {"code": self.totp_code(login_name)})
+        return response
+
+    def relogin(self):
+        """Log in again as the last time (after the test clock moved past the session's timeouts)."""
+        how, login_name, password = self.last_login
+        response = (self.login if how == "html" else self.api_login)(login_name, password)
+        assert response.status_code in (200, 302), response.get_data(as_text=True)
         return response
 
     def verify(self, login_name: str, next_path: str | None = None):
         """A step-up: the second-factor check again, in a logged-in session."""
         path = "/account/step-up" + (f"?next={next_path}" if next_path else "")
         return self.post(path, {"code": self.totp_code(login_name)})
+
+    def api_enrol_totp(self, login_name: str) -> list[str]:
+        """Set up an authenticator app through the API; returns the recovery codes."""
+        assert self.api("POST", "/api/v1/account/totp").status_code == 201
+        response = self.api("POST", "/api/v1/account/totp/confirm", {"code": self.totp_code(login_name)})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return response.get_json()["recovery_codes"]
 
     def enrol_totp(self, login_name: str):
         """Set up an authenticator app through the pages (first login); returns the recovery-code page."""

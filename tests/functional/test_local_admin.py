@@ -301,6 +301,7 @@ def test_enterprise_without_staff_is_run_by_its_zaakvoerder(officer_web, world, 
     response = browser.post("/account/setup", {"username": "sam.solo", "password": "Vuurtoren-Haven-Mist-8",
                                                "confirm": "Vuurtoren-Haven-Mist-8"})
     assert response.status_code == 302
+    browser.enrol_totp("sam.solo")
     dashboard = page(browser.get("/"))
     links = {a.attrs["data-app"] for a in dashboard.find_all("a") if "data-app" in a.attrs}
     # free-tier applications are open to anyone; of the others only the federal ones, not the employers'
@@ -327,6 +328,7 @@ def test_enterprise_without_staff_api(officer_api, world, visitor):
     browser.api_login(credential["user_id"], credential["initial_password"])
     assert browser.api("POST", "/api/v1/account/credentials",
                        {"username": "solo.boss", "password": "Vuurtoren-Haven-Mist-8"}).status_code == 200
+    browser.api_enrol_totp("solo.boss")
     (entry,) = browser.api("GET", "/api/v1/me/applications").get_json()
     assert entry["enterprise"]["employer"] is False and entry["role"] == "local_admin"
     assert {a["code"] for a in entry["applications"] if a["tier"] != "free"} == \

@@ -551,6 +551,7 @@ def test_employer_ends_a_relationship_and_staff_lose_access_after_the_last_day(s
         (admin.id, employer.id, secretariat.enterprise_id)
     assert staff_api.api("GET", f"/api/v1/enterprises/{employer.id}/apps/dmfa").status_code == 200  # last day
     clock.advance(days=1)
+    staff_api.relogin()  # a day later: a new session (the old one timed out)
     problem = problem_of(staff_api.api("GET", f"/api/v1/enterprises/{employer.id}/apps/dmfa"), 403, "no-mandate")
     assert "Sociaal Secretariaat Loon" in problem["detail"] and "2026-11-03" in problem["detail"]
     assert staff_api.api("GET", "/api/v1/me/clients").get_json() == []

@@ -316,6 +316,7 @@ def test_employer_ends_a_relationship_and_staff_lose_access_at_once(scene, world
     # the last day is inclusive; the day after, no access and no banner (dropped silently)
     assert staff.get(f"/enterprises/{scene.employer.id}/apps/dmfa").status_code == 200
     clock.advance(days=1)
+    staff.relogin()  # a day later: a new session (the old one timed out)
     response = staff.get(f"/enterprises/{scene.employer.id}/apps/dmfa")
     assert response.status_code == 403
     assert page(response).testid("deny-reason") == (

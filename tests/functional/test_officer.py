@@ -186,6 +186,7 @@ def test_link_starting_in_the_future_does_not_qualify_yet(officer_api, world, db
                                    {"person_id": person.id})
     assert DAY.isoformat() in problem_of(response, 422)["detail"]
     clock.advance(days=10)
+    officer_api.relogin()  # ten days later: a new session
     response = officer_api.api("POST", f"/api/v1/enterprises/{enterprise.id}/local-admin", {"person_id": person.id})
     assert response.status_code == 201, response.get_json()
 
@@ -294,7 +295,10 @@ def test_first_login_must_choose_credentials_before_anything_html(world, visitor
 
     response = browser.post("/account/setup", {"username": "zoe.admin", "password": "Lavendel-Brug-Oever-12",
                                                "confirm": "Lavendel-Brug-Oever-12"})
-    assert response.status_code == 302 and location_path(response) == "/"
+    # then a second factor, before anything else (issue 6)
+    assert response.status_code == 302 and location_path(response) == "/account/security"
+    assert location_path(browser.get("/")) == "/account/security"
+    browser.enrol_totp("zoe.admin")
     dashboard = browser.get("/")
     assert dashboard.status_code == 200
     assert page(dashboard).find(data_testid=f"enterprise-{enterprise.kbo_number}") is not None
@@ -324,6 +328,9 @@ def test_first_login_must_choose_credentials_before_anything_api(world, visitor)
                            {"username": "vic.admin", "password": "Lavendel-Brug-Oever-12"})
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["must_choose_credentials"] is False
+    assert response.get_json()["second_factor"] == "enrolment-required"
+    problem_of(browser.api("GET", "/api/v1/me/applications"), 403, "second-factor-enrolment-required")
+    assert len(browser.api_enrol_totp("vic.admin")) == 10
     assert browser.api("GET", "/api/v1/me/applications").status_code == 200
     assert browser.api("GET", f"/api/v1/enterprises/{enterprise.id}/access").status_code == 200
 

@@ -193,6 +193,7 @@ def test_officer_ends_the_admins_link_and_his_role_stops_api(firm, world, visito
     # the end date is inclusive: today he still is the administrator, tomorrow not
     assert browser.api("GET", f"/api/v1/enterprises/{enterprise.id}/access").status_code == 200
     clock.advance(days=1)
+    browser.relogin()  # a day later: a new session (the old one timed out)
     problem_of(browser.api("GET", f"/api/v1/enterprises/{enterprise.id}/access"), 403, "no-direct-authority")
     problem_of(browser.api("GET", f"/api/v1/enterprises/{enterprise.id}/apps/dmfa"), 403, "no-direct-authority")
     problem_of(browser.api("PUT", f"/api/v1/enterprises/{enterprise.id}/rights/{user.id}/asr"), 403,
@@ -216,10 +217,12 @@ def test_end_date_passing_stops_role_and_rights(world, visitor, clock, days):
     api.api_login(co_admin.login)
 
     clock.advance(days=days, hours=12)  # the last day, 22:00 in Brussels (21:00 UTC)
+    html.relogin(), api.relogin()  # hours later: new sessions (the old ones timed out)
     assert html.get(f"/enterprises/{enterprise.id}/apps/dmfa").status_code == 200
     assert api.api("GET", f"/api/v1/enterprises/{enterprise.id}/access").status_code == 200
 
     clock.advance(hours=2)  # 23:00 UTC: already the next day in Brussels
+    html.relogin(), api.relogin()
     denied = html.get(f"/enterprises/{enterprise.id}/apps/dmfa")
     assert denied.status_code == 403
     assert "You are not under the direct authority of" in page(denied).testid("deny-reason")
@@ -244,6 +247,7 @@ def test_officer_appoints_a_successor_once_the_admins_link_ended(firm, world, of
     link_id = _link_id(db_session, enterprise, admin.person)
     assert officer_api.api("POST", f"/api/v1/links/{link_id}/end", {"end_date": DAY.isoformat()}).status_code == 200
     clock.advance(days=1)
+    officer_api.relogin()
     response = officer_api.api("POST", f"/api/v1/enterprises/{enterprise.id}/local-admin", {"person_id": user.id})
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["initial_credential"] is None  # he already has his own credentials

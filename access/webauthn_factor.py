@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from webauthn import (
     generate_authentication_options,
@@ -33,7 +33,7 @@ from access.clock import as_utc, utcnow
 from access.errors import NotFound, ValidationError
 from access.models import Account, UserSession, WebAuthnCredential
 from access.second_factor import FailurePolicy, count_failure, is_locked, passkeys_of, status
-from audit.operations import RequestContext, record
+from audit.operations import RequestContext, record, survive
 
 CHALLENGE_LIFETIME = timedelta(minutes=2)
 REFUSED = "The passkey could not be verified (wrong site, expired or replayed request, or unknown key)."
@@ -59,6 +59,13 @@ def _take_challenge(row: UserSession, purpose: str) -> bytes | None:
     if not challenge or kind != purpose or expires is None or as_utc(expires) < utcnow():
         return None
     return base64url_to_bytes(challenge)
+
+
+def _spend_durably(session: Session, row: UserSession) -> None:
+    """A refused answer still spends the challenge, even though the refused request is rolled back."""
+    row_id = row.id
+    survive(session, lambda s: s.execute(update(UserSession).where(UserSession.id == row_id).values(
+        challenge=None, challenge_purpose=None, challenge_expires_at=None)))
 
 
 def registration_options(session: Session, account: Account, row: UserSession, rp: RelyingParty) -> str:
@@ -96,6 +103,7 @@ def register(session: Session, account: Account, row: UserSession, rp: RelyingPa
         verified = verify_registration_response(credential=_parse(credential), expected_challenge=challenge,
                                                 expected_rp_id=rp.id, expected_origin=rp.origin)
     except (InvalidRegistrationResponse, ValidationError, ValueError, KeyError, TypeError) as error:
+        _spend_durably(session, row)
         record(session, by, action="second_factor.enrol", outcome="failure", reason=str(error)[:200],
                details={"method": "webauthn"}, survive_rollback=True, subject_person_ids=[account.person_id])
         raise ValidationError(REFUSED, "credential") from None
@@ -144,6 +152,7 @@ def authenticate(session: Session, account: Account, row: UserSession, rp: Relyi
             credential=parsed, expected_challenge=challenge, expected_rp_id=rp.id, expected_origin=rp.origin,
             credential_public_key=key.public_key, credential_current_sign_count=key.sign_count)
     except (InvalidAuthenticationResponse, ValidationError, ValueError, KeyError, TypeError) as error:
+        _spend_durably(session, row)
         reason = str(error)[:200] or error.__class__.__name__
         if not is_locked(account):
             reason += count_failure(session, account, policy)

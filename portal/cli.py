@@ -78,6 +78,22 @@ def create_officer(insz, first_name, last_name, email, password) -> None:
         click.echo(f"Initial password (shown once): {credential.password}  (expires {credential.expires_at:%Y-%m-%d})")
 
 
+@officer_cli.command("reset-second-factor")
+@click.argument("login")
+def reset_second_factor(login) -> None:
+    """Reset the second factor of an account (user name or user-id), for instance the last portal officer's
+    who lost his: every factor, recovery code and session ends and a new initial credential is printed
+    once (the person chooses a new password and sets up a new factor at his next login). Audited."""
+    with transaction() as session:
+        account = ops.find_account_by_login(session, login)
+        if account is None:
+            raise NotFound("No account with this user name or user-id.", "login")
+        credential = ops.reset_second_factor(session, account.person, by=CLI_CONTEXT,
+                                             initial_password_days=current_app.config["INITIAL_PASSWORD_DAYS"])
+    click.echo(f"Second factor of {account.person.full_name} reset. User-id {credential.user_id}, initial password "
+               f"(shown once): {credential.password}  (expires {credential.expires_at:%Y-%m-%d})")
+
+
 @enterprise_cli.command("register")
 @click.option("--kbo", required=True)
 @click.option("--name", required=True)

@@ -294,3 +294,52 @@ def test_end_sessions_and_disabling_end_every_session(visitor, db_session, baker
     assert location_path(visitor().login(user.login, user.password, second_factor=False)) != "/login/verify"
     officer_web.post(f"/officer/enterprises/{bakery.id}/persons/{user.id}/enable")
     assert location_path(visitor().login(user.login, user.password)) == "/"
+
+
+def test_the_cli_resets_a_second_factor_and_refuses_an_unknown_login(app, db_session, admin):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["officer", "reset-second-factor", admin.login])
+    assert result.exit_code == 0, result.output
+    password = result.output.split("initial password (shown once): ")[1].split()[0]
+    account = admin.person.account
+    db_session.refresh(account)
+    assert account.must_choose_credentials and db_session.scalar(
+        select(TotpFactor.id).where(TotpFactor.account_id == account.id, TotpFactor.removed_at.is_(None))) is None
+    assert len(password) == 16
+    with NothingWritten(db_session):
+        refused = runner.invoke(args=["officer", "reset-second-factor", "nobody.here"])
+    assert refused.exit_code == 2 and "No account" in refused.output
+
+
+# --- passkeys through the pages (the browser's script posts JSON) -------------------------------------------
+
+
+def test_a_passkey_is_added_then_used_to_log_in_and_refused_for_another_origin_or_a_replay(visitor, db_session,
+                                                                                             admin, bakery):
+    from tests.support.webauthn_authenticator import SoftAuthenticator
+
+    key = SoftAuthenticator("portal.test", "http://portal.test")
+    browser = visitor()
+    browser.login(admin.login, admin.password)
+    options = browser.api("POST", "/account/security/passkeys/options").get_json()
+    assert options["rp"]["id"] == "portal.test"
+    added = browser.api("POST", "/account/security/passkeys", {"credential": key.register(options), "name": "YubiKey 5"})
+    assert added.status_code == 200 and added.get_json()["next"] == "/account/security"
+    assert page(browser.get("/account/security")).testid("passkey").startswith("YubiKey 5")
+    browser.logout()
+
+    browser.login(admin.login, admin.password, second_factor=False)
+    assert page(browser.get("/login/verify")).find(data_testid="passkey-login") is not None
+    options = browser.api("POST", "/login/passkey/options").get_json()
+    with NothingWritten(db_session, audit=[("second_factor.check", "failure")]):
+        wrong = browser.api("POST", "/login/passkey", {"credential": key.assert_(options, origin="http://evil.test")})
+    assert wrong.status_code == 422 and wrong.get_json()["field"] == "credential"
+    # the refused answer spent its challenge, although the refused request was rolled back
+    assert browser.api("POST", "/login/passkey", {"credential": key.assert_(options)}).status_code == 422
+    options = browser.api("POST", "/login/passkey/options").get_json()
+    answer = key.assert_(options)
+    done = browser.api("POST", "/login/passkey", {"credential": answer, "next": f"/enterprises/{bakery.id}/access"})
+    assert done.status_code == 200 and done.get_json()["next"] == f"/enterprises/{bakery.id}/access"
+    assert browser.get(f"/enterprises/{bakery.id}/access").status_code == 200
+    with NothingWritten(db_session, audit=[("second_factor.check", "failure")]):
+        assert browser.api("POST", "/login/passkey", {"credential": answer}).status_code == 422  # replayed

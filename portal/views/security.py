@@ -24,6 +24,14 @@ from portal.views.account import complete_second_factor
 bp = Blueprint("security", __name__)
 
 
+@bp.context_processor
+def _helpers():
+    from access.clock import BRUSSELS, as_utc
+
+    # Times as the person reads them: Belgian time (the database keeps UTC).
+    return {"moment": lambda value: as_utc(value).astimezone(BRUSSELS).strftime("%Y-%m-%d %H:%M") if value else ""}
+
+
 def _state():
     return factors.status(get_session(), current_user.account)
 

@@ -13,6 +13,7 @@ from access import operations as ops
 from access.errors import Conflict, DomainError, NotFound, ValidationError
 from access.models import Account, LinkKind, Membership, OutboxMessage, Right, Role
 from access.passwords import verify_password
+from access.sessions import open_session
 from access.validators import make_insz, make_kbo, make_rsz
 from audit.models import AuditRecord
 from audit.operations import SURVIVORS_KEY, replay_survivors
@@ -559,13 +560,13 @@ def test_initial_password_days_can_be_shorter(db_session, clock, ctx, employer):
 def test_choose_credentials_replaces_the_initial_password(db_session, clock, ctx, employer, admin):
     credential = admin.credential
     account = admin.person.account
-    generation = account.session_generation
+    first_login, _ = open_session(db_session, account, by=admin.ctx)
     ops.choose_credentials(db_session, account, "an.peeters", GOOD_PASSWORD, by=admin.ctx)
 
     assert account.username == "an.peeters" and account.username_lower == "an.peeters"
     assert not account.must_choose_credentials
     assert account.initial_password_hash is None and account.initial_password_expires_at is None
-    assert account.session_generation == generation + 1
+    assert first_login.ended_reason == "credentials chosen"  # the caller opens a new session
     assert _only(audit_records(db_session, "account.choose_credentials")).details == {"username": "an.peeters"}
     # The initial password is spent, with the user-id as with the new user name.
     assert _login(db_session, credential.user_id, credential.password, ctx) is None

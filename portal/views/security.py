@@ -4,7 +4,7 @@ factor exists; the first enrolment, right after the first login, is what makes o
 from __future__ import annotations
 
 import segno
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -52,9 +52,17 @@ def _after_first_factor():
 @public
 def overview():
     state = _state()
+    others = len(sessions.live_sessions(get_session(), current_user.account.id)) - 1
+    offer = session.pop("factors_changed", False) and others > 0
     return render_template("account/security.html", state=state, form=ButtonForm(),
                            required=second_factor_required(current_user.account),
-                           passkeys=factors.passkeys_of(get_session(), current_user.account))
+                           passkeys=factors.passkeys_of(get_session(), current_user.account),
+                           offer_end_sessions=offer, other_sessions=others)
+
+
+def _factors_changed() -> None:
+    """ASVS 5.0 7.4.3: after a change of factors the next page offers to end the other sessions."""
+    session["factors_changed"] = True
 
 
 @bp.route("/account/security/totp", methods=["POST"])
@@ -97,6 +105,7 @@ def totp_confirm():
         apply_domain_error(form, error)
         return _totp_setup_page(pending, form, error.status)
     flash(_("Your authenticator app is set up."), "success")
+    _factors_changed()
     return _after_first_factor()
 
 
@@ -113,6 +122,7 @@ def totp_remove():
         flash(error_text(error), "error")
         return redirect(url_for("security.overview"))
     flash(_("The authenticator app is removed."), "success")
+    _factors_changed()
     return redirect(url_for("security.overview"))
 
 
@@ -127,6 +137,7 @@ def recovery_codes():
         return redirect(url_for("security.overview"))
     require_fresh_second_factor()
     codes = factors.issue_recovery_codes(get_session(), current_user.account, by=request_context())
+    _factors_changed()
     return render_template("account/recovery_codes.html", codes=codes, first=False)
 
 
@@ -240,6 +251,7 @@ def passkey_register():
         complete_second_factor("webauthn")
         if _state().recovery_codes_left == 0:
             return {"next": url_for("security.first_recovery_codes")}
+    _factors_changed()
     return {"next": url_for("security.overview")}
 
 
@@ -267,6 +279,7 @@ def passkey_remove(credential_id: int):
         flash(error_text(error), "error")
         return redirect(url_for("security.overview"))
     flash(_("The passkey is removed."), "success")
+    _factors_changed()
     return redirect(url_for("security.overview"))
 
 

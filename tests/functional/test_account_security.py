@@ -343,3 +343,16 @@ def test_a_passkey_is_added_then_used_to_log_in_and_refused_for_another_origin_o
     assert browser.get(f"/enterprises/{bakery.id}/access").status_code == 200
     with NothingWritten(db_session, audit=[("second_factor.check", "failure")]):
         assert browser.api("POST", "/login/passkey", {"credential": answer}).status_code == 422  # replayed
+
+
+def test_after_a_factor_change_the_other_sessions_can_be_ended_at_once(visitor, db_session, admin, bakery):
+    browser, elsewhere = visitor(), visitor(ip="198.51.100.9")
+    browser.login(admin.login, admin.password)
+    elsewhere.login(admin.login, admin.password)
+    assert page(browser.get("/account/security")).find(data_testid="offer-end-sessions") is None
+    assert len(_codes(browser.post("/account/security/recovery-codes"))) == 10
+    offer = page(browser.get("/account/security"))
+    assert offer.find(data_testid="offer-end-sessions") is not None and "1 other sessions" in offer.text
+    assert browser.post("/account/sessions/end-others").status_code == 302
+    assert location_path(elsewhere.get(f"/enterprises/{bakery.id}/access")) == "/login"
+    assert page(browser.get("/account/security")).find(data_testid="offer-end-sessions") is None

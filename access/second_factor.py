@@ -218,12 +218,14 @@ def is_locked(account: Account) -> bool:
 def check_totp(session: Session, account: Account, code: str, *, by: RequestContext,
                policy: FailurePolicy = FailurePolicy()) -> bool:
     factor = _live_totp(session, account)
+    locked = is_locked(account)
     step = None
-    if factor is not None and factor.confirmed_at is not None and not is_locked(account):
+    if factor is not None and factor.confirmed_at is not None and not locked:
         step = _matching_step(factor, code)
     if step is None:
-        reason = "account temporarily locked" if is_locked(account) else "wrong, reused or expired code"
-        reason += count_failure(session, account, policy) if not is_locked(account) else ""
+        # While locked, nothing is checked and the lock does not grow (the owner gets back in soon).
+        reason = "account temporarily locked" if locked else \
+            "wrong, reused or expired code" + count_failure(session, account, policy)
         record(session, by, action="second_factor.check", outcome="failure", reason=reason,
                details={"method": "totp"}, survive_rollback=True, subject_person_ids=[account.person_id])
         return False
@@ -268,14 +270,15 @@ def issue_recovery_codes(session: Session, account: Account, *, by: RequestConte
 def use_recovery_code(session: Session, account: Account, code: str, *, by: RequestContext,
                       policy: FailurePolicy = FailurePolicy()) -> bool:
     raw = _normalise_recovery_code(code)
+    locked = is_locked(account)
     row = None
-    if len(raw) == 12 and not is_locked(account):
+    if len(raw) == 12 and not locked:
         row = session.scalar(select(RecoveryCode).where(
             RecoveryCode.account_id == account.id, RecoveryCode.lookup == raw[:4],
             RecoveryCode.removed_at.is_(None), RecoveryCode.used_at.is_(None)))
     if row is None or not verify_password(row.code_hash, raw):
-        reason = "account temporarily locked" if is_locked(account) else "wrong or used recovery code"
-        reason += count_failure(session, account, policy) if not is_locked(account) else ""
+        reason = "account temporarily locked" if locked else \
+            "wrong or used recovery code" + count_failure(session, account, policy)
         record(session, by, action="second_factor.check", outcome="failure", reason=reason,
                details={"method": "recovery_code"}, survive_rollback=True, subject_person_ids=[account.person_id])
         return False

@@ -1,8 +1,8 @@
 """The API's operations. Each parses, asks the decision point, calls an operation, returns JSON."""
 from __future__ import annotations
 
-from flask import current_app, jsonify, request, session
-from flask_login import current_user, logout_user
+from flask import current_app, jsonify, request
+from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
 from access import operations as ops

@@ -95,9 +95,12 @@ def second_factor_gate():
 
     if not current_user.is_authenticated or current_user.account.must_choose_credentials:
         return None
-    if current_user.user_session.second_factor_at is not None or not second_factor_required(current_user.account):
+    if current_user.user_session.second_factor_at is not None:
         return None
+    # A factor set up is asked for, even by a person the setting does not oblige to have one.
     enrolled = second_factor.status(get_session(), current_user.account).enrolled
+    if not enrolled and not second_factor_required(current_user.account):
+        return None
     if request.endpoint in (_VERIFYING if enrolled else _ENROLLING):
         return None
     if wants_json():

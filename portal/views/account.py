@@ -37,9 +37,10 @@ def next_step_after_password(account, target: str | None):
     factor (enrolment if there is none yet), then where it was going."""
     if account.must_choose_credentials:
         return redirect(url_for("account.setup"))
+    # A factor set up is asked for, even by a person the setting does not oblige to have one.
+    if factors.status(get_session(), account).enrolled:
+        return redirect(url_for("account.verify", next=target))
     if second_factor_required(account):
-        if factors.status(get_session(), account).enrolled:
-            return redirect(url_for("account.verify", next=target))
         return redirect(url_for("security.overview"))
     return redirect(target or url_for("home.index"))
 
@@ -49,9 +50,11 @@ def second_factor_state() -> str:
     if user_session.second_factor_at is not None:
         return "done"
     account = current_user.account
-    if account.must_choose_credentials or not second_factor_required(account):
+    if account.must_choose_credentials:
         return "none"
-    return "required" if factors.status(get_session(), account).enrolled else "enrolment-required"
+    if factors.status(get_session(), account).enrolled:
+        return "required"
+    return "enrolment-required" if second_factor_required(account) else "none"
 
 
 def check_second_factor(account, code: str) -> str | None:

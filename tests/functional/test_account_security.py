@@ -139,10 +139,18 @@ def test_api_login_needs_the_second_factor(visitor, db_session, admin, bakery):
     assert browser.api("GET", f"/api/v1/enterprises/{bakery.id}/access").status_code == 200
 
 
-def test_plain_users_skip_the_second_factor_when_the_setting_says_so(app, visitor, admin, user):
+def test_plain_users_skip_the_second_factor_when_the_setting_says_so(app, world, visitor, db_session, bakery,
+                                                                    admin, user):
     app.config["SECOND_FACTOR_FOR_EVERYONE"] = False
-    assert location_path(visitor().login(user.login, user.password, second_factor=False)) == "/"
+    plain = world.member(bakery, admin, "user", own_credentials=False)
+    browser = visitor()
+    browser.login(plain.login, plain.credential.password)
+    response = browser.post("/account/setup", {"username": "zonder.factor", "password": NEW_PASSWORD,
+                                               "confirm": NEW_PASSWORD})
+    assert location_path(response) == "/" and browser.get("/").status_code == 200  # no enrolment asked
     assert location_path(visitor().login(admin.login, admin.password, second_factor=False)) == "/login/verify"
+    # a user who set a factor up anyway is asked for it
+    assert location_path(visitor().login(user.login, user.password, second_factor=False)) == "/login/verify"
 
 
 # --- step-up ------------------------------------------------------------------------------------------------

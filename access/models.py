@@ -435,3 +435,21 @@ class RecoveryCode(Base):
         Index("uq_recovery_codes_live_lookup", "account_id", "lookup", unique=True,
               postgresql_where=text("removed_at IS NULL"), sqlite_where=text("removed_at IS NULL")),
     )
+
+
+class LoginThrottle(Base):
+    """Failed authentication attempts from one address (access/throttle.py): the password step, the
+    second-factor step and passkey answers. The first failures of an hour are free; after them the
+    address waits before it may try again, longer after each failure, up to a cap. Only failures count,
+    so an office of two hundred people behind one address logs in all day without waiting."""
+
+    __tablename__ = "login_throttles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address: Mapped[str] = mapped_column(String(45), unique=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_failure_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (CheckConstraint("failures >= 0", name="failures_not_negative"),)

@@ -23,8 +23,12 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_MAX_FAILURES": 5,
     "LOGIN_BASE_LOCK_SECONDS": 60,
     "LOGIN_MAX_LOCK_SECONDS": 900,
-    # Per address, on the password and second-factor steps: each window is a longer delay (issue 6).
-    "LOGIN_RATE_LIMIT": "10 per minute; 30 per hour; 100 per day",
+    # Failed attempts per address (access/throttle.py): free ones per hour, then a wait from BASE
+    # seconds doubling per failure up to MAX. Plus a plain request rate limit on the login steps.
+    "LOGIN_IP_FREE_FAILURES": 20,
+    "LOGIN_IP_BASE_SECONDS": 30,
+    "LOGIN_IP_MAX_SECONDS": 3600,
+    "LOGIN_RATE_LIMIT": "20 per minute",
     # Server-side sessions (access/sessions.py): idle and absolute timeouts.
     "SESSION_IDLE_MINUTES": 30,
     "SESSION_ABSOLUTE_HOURS": 12,

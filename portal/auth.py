@@ -89,6 +89,34 @@ def end_current_session(reason: str = "logout") -> None:
     session.clear()
 
 
+def address_policy():
+    from access.throttle import AddressPolicy
+
+    config = current_app.config
+    return AddressPolicy(free=config["LOGIN_IP_FREE_FAILURES"], base_seconds=config["LOGIN_IP_BASE_SECONDS"],
+                         cap_seconds=config["LOGIN_IP_MAX_SECONDS"])
+
+
+def address_wait() -> int:
+    """Seconds this request's address must still wait after too many failed attempts (0: none).
+    A refusal for that reason is audited (it survives the refused request)."""
+    from access import throttle
+    from audit.operations import record
+    from portal.context import base_context
+
+    seconds = throttle.seconds_blocked(get_session(), request.remote_addr)
+    if seconds:
+        record(get_session(), base_context(), action="login", outcome="failure",
+               reason=f"address throttled for {seconds} s more", survive_rollback=True)
+    return seconds
+
+
+def count_address_failure() -> None:
+    from access import throttle
+
+    throttle.count_failure(get_session(), request.remote_addr, address_policy())
+
+
 def second_factor_required(account: Account) -> bool:
     return second_factor.needs_second_factor(get_session(), account,
                                              for_everyone=current_app.config["SECOND_FACTOR_FOR_EVERYONE"])

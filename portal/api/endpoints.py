@@ -72,6 +72,19 @@ def _session_out() -> s.SessionOut:
                         if current_user.user_session.second_factor_at else None)
 
 
+def _address_wait_problem():
+    """A 429 problem (with Retry-After) while this address waits after too many failed attempts."""
+    from portal.auth import address_wait
+    from portal.views.account import TOO_MANY_ATTEMPTS
+
+    wait = address_wait()
+    if not wait:
+        return None
+    response = problem(429, "too-many-attempts", TOO_MANY_ATTEMPTS % {"seconds": wait})
+    response.headers["Retry-After"] = str(wait)
+    return response
+
+
 @api_route("/session", "GET", summary="The current session and a CSRF token for unsafe requests", tag="session",
            gate="public", response=s.SessionOut)
 def session_info():
@@ -85,9 +98,15 @@ def login(payload: s.LoginIn):
     from portal.auth import start_session
     from portal.views.account import login_policy
 
+    wait = _address_wait_problem()
+    if wait is not None:
+        return wait
     account = ops.authenticate(get_session(), payload.login, payload.password, by=request_context(),
                                policy=login_policy())
     if account is None:
+        from portal.auth import count_address_failure
+
+        count_address_failure()
         return problem(401, "login-failed", ops.GENERIC_LOGIN_FAILURE)
     start_session(account)
     return _session_out()
@@ -114,6 +133,9 @@ def second_factor(payload: s.SecondFactorIn):
     account = current_user.account
     if not factors.status(get_session(), account).enrolled:
         return problem(409, "no-second-factor", "Set up a second factor first (POST /api/v1/account/totp).")
+    wait = _address_wait_problem()
+    if wait is not None:
+        return wait
     if check_second_factor(account, payload.code) is None:
         return problem(401, "second-factor-failed", factors.WRONG_CODE, field="code")
     complete_second_factor("api")

@@ -29,3 +29,5 @@ N_("The passkey could not be verified (wrong site, expired or replayed request, 
 # access.operations.set_account_disabled: %(state)s
 N_("disabled")
 N_("enabled")
+# portal.views.account.TOO_MANY_ATTEMPTS (access/throttle.py's wait)
+N_("Too many failed attempts from your address. Try again in %(seconds)s seconds.")

@@ -10,7 +10,8 @@ from access import second_factor as factors
 from access import sessions
 from access.errors import DomainError
 from access.operations import GENERIC_LOGIN_FAILURE, LoginPolicy, authenticate, choose_credentials
-from portal.auth import end_current_session, renew_session_id, second_factor_required, start_session
+from portal.auth import (address_wait, count_address_failure, end_current_session, renew_session_id,
+                         second_factor_required, start_session)
 from portal.context import request_context
 from portal.database import get_session
 from portal.extensions import limiter
@@ -19,6 +20,8 @@ from portal.gate import public
 from portal.urls import safe_local_target
 
 bp = Blueprint("account", __name__)
+
+TOO_MANY_ATTEMPTS = "Too many failed attempts from your address. Try again in %(seconds)s seconds."
 
 
 def login_policy() -> LoginPolicy:
@@ -63,8 +66,13 @@ def check_second_factor(account, code: str) -> str | None:
     session_, ctx, policy = get_session(), request_context(), failure_policy()
     cleaned = (code or "").strip().replace(" ", "")
     if cleaned.isdigit() and len(cleaned) == factors.TOTP_DIGITS:
-        return "totp" if factors.check_totp(session_, account, cleaned, by=ctx, policy=policy) else None
-    return "recovery_code" if factors.use_recovery_code(session_, account, code, by=ctx, policy=policy) else None
+        method = "totp" if factors.check_totp(session_, account, cleaned, by=ctx, policy=policy) else None
+    else:
+        method = "recovery_code" if factors.use_recovery_code(session_, account, code, by=ctx,
+                                                               policy=policy) else None
+    if method is None:
+        count_address_failure()
+    return method
 
 
 def complete_second_factor(method: str) -> None:
@@ -80,11 +88,16 @@ def login():
     form = LoginForm()
     target = safe_local_target(request.args.get("next"))
     if form.validate_on_submit():
+        wait = address_wait()
+        if wait:
+            form.form_errors.append(_(TOO_MANY_ATTEMPTS, seconds=wait))
+            return render_template("account/login.html", form=form), 429, {"Retry-After": str(wait)}
         account = authenticate(get_session(), form.login.data, form.password.data, by=request_context(),
                                policy=login_policy())
         if account is not None:
             start_session(account)
             return next_step_after_password(account, target)
+        count_address_failure()
         form.form_errors.append(_(GENERIC_LOGIN_FAILURE))
         return render_template("account/login.html", form=form), 401
     status = 422 if request.method == "POST" else 200
@@ -106,6 +119,11 @@ def verify():
         return redirect(url_for("security.overview"))
     form = SecondFactorForm()
     if form.validate_on_submit():
+        wait = address_wait()
+        if wait:
+            form.code.errors = [_(TOO_MANY_ATTEMPTS, seconds=wait)]
+            return (render_template("account/verify.html", form=form, state=state, step_up=step_up), 429,
+                    {"Retry-After": str(wait)})
         method = check_second_factor(account, form.code.data)
         if method is not None:
             complete_second_factor(method)

@@ -300,11 +300,21 @@ def passkey_login_verify():
     from portal.urls import safe_local_target
     from portal.views.account import failure_policy
 
+    from portal.auth import address_wait, count_address_failure
+    from portal.errors import problem
+    from portal.views.account import TOO_MANY_ATTEMPTS
+
+    wait = address_wait()
+    if wait:
+        response = problem(429, "too-many-attempts", _(TOO_MANY_ATTEMPTS, seconds=wait))
+        response.headers["Retry-After"] = str(wait)
+        return response
     body = request.get_json(silent=True) or {}
     try:
         webauthn_factor.authenticate(get_session(), current_user.account, current_user.user_session, relying_party(),
                                      body.get("credential"), by=request_context(), policy=failure_policy())
     except DomainError as error:
+        count_address_failure()
         return _json_refusal(error)
     complete_second_factor("webauthn")
     return {"next": safe_local_target(str(body.get("next") or "")) or url_for("home.index")}

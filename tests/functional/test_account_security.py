@@ -364,3 +364,32 @@ def test_after_a_factor_change_the_other_sessions_can_be_ended_at_once(visitor, 
     assert browser.post("/account/sessions/end-others").status_code == 302
     assert location_path(elsewhere.get(f"/enterprises/{bakery.id}/access")) == "/login"
     assert page(browser.get("/account/security")).find(data_testid="offer-end-sessions") is None
+
+
+# --- failed attempts per address -----------------------------------------------------------------------------
+
+
+def test_an_address_with_too_many_failures_waits_and_others_do_not(app, visitor, db_session, clock, admin, user):
+    app.config.update(LOGIN_IP_FREE_FAILURES=3, LOGIN_IP_BASE_SECONDS=30, LOGIN_IP_MAX_SECONDS=600)
+    guesser = visitor(ip="192.0.2.66")
+    for n in range(4):  # across accounts: the per-account lock alone would not see it
+        target = (admin, user)[n % 2]
+        assert guesser.login(target.login, f"wrong-password-{n}", second_factor=False).status_code == 401
+    with NothingWritten(db_session, audit=[("login", "failure")]):
+        refused = guesser.login(user.login, user.password, second_factor=False)  # even the right one
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "30"
+    assert "Too many failed attempts from your address" in page(refused).text
+    api = guesser.api("POST", "/api/v1/session", {"login": user.login, "password": user.password})
+    assert api.status_code == 429 and api.get_json()["type"].endswith("too-many-attempts")
+    # another address logs in at once; this one after the wait
+    assert location_path(visitor(ip="192.0.2.67").login(user.login, user.password)) == "/"
+    clock.advance(seconds=31)
+    assert location_path(guesser.login(user.login, user.password)) == "/"
+
+
+def test_wrong_second_factor_codes_count_for_the_address_too(app, visitor, db_session, admin):
+    app.config.update(LOGIN_IP_FREE_FAILURES=2)
+    browser = visitor(ip="192.0.2.77")
+    browser.login(admin.login, admin.password, second_factor=False)
+    wrong = _wrong(browser.totp_code(admin.login))
+    assert [browser.post("/login/verify", {"code": wrong}).status_code for _ in range(4)] == [401, 401, 401, 429]

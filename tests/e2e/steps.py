@@ -6,6 +6,7 @@ from the database. A code is accepted once: when the window of accepted steps is
 of one account within a minute), the step waits for the next one, as a person would."""
 from __future__ import annotations
 
+import re
 import time
 
 import pyotp
@@ -58,5 +59,7 @@ def log_in(page: Page, e2e_sessions, login: str, password: str, *, expect_who: b
     page.fill('main input[name="password"]', password)
     page.click('main form button[type="submit"]')
     second_step(page, e2e_sessions, login)
+    # The header names the person from the password on; the login is done when the second step is gone.
+    expect(page).not_to_have_url(re.compile(r"/login/verify|/account/security$|/login$"))
     if expect_who:
         expect(page.get_by_test_id("who")).to_contain_text(login)

@@ -43,6 +43,7 @@ def test_a_passkey_is_registered_and_then_used_to_log_in(browser, live_server, s
         page.click('main form button[type="submit"]')
         expect(page.get_by_test_id("passkey-login")).to_be_visible()
         page.get_by_role("button", name="Use a passkey").click()
+        expect(page).to_have_url(live_server("/").replace("127.0.0.1", "localhost"))  # the script went on
         expect(page.get_by_test_id("who")).to_contain_text(s.user_username)
         assert errors == [], errors
     finally:

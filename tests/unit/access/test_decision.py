@@ -300,7 +300,8 @@ def test_co_admin_may_not_manage_co_admins_or_hand_over(ask, db_session, admin, 
 
 def test_local_admin_only_actions_are_the_documented_ones():
     assert LOCAL_ADMIN_ONLY_ACTIONS == {"manage_co_admins", "hand_over", "manage_providers", "decide_mandates",
-                                        "manage_certificates", "manage_security_officers", "access_review_auto_revoke"}
+                                        "manage_certificates", "manage_security_officers", "access_review_auto_revoke",
+                                        "reset_second_factor"}
 
 
 def test_user_is_no_administrator_even_with_rights(ask, db_session, admin, employer, catalogue):

@@ -8,7 +8,7 @@ import pytest
 from flask_babel import force_locale, gettext
 
 from access.catalogue import Tier, load_catalogue
-from tests.functional.helpers import page, problem_of
+from tests.functional.helpers import location_path, page, problem_of
 
 CATALOGUE = load_catalogue()
 DAY = date(2026, 11, 2)
@@ -169,6 +169,9 @@ def test_officer_ends_a_users_link_and_his_next_request_is_denied_html(firm, wor
                                 {"end_date": (DAY - timedelta(days=1)).isoformat()})
     assert response.status_code == 302
 
+    # The link ended yesterday: his sessions ended with it (issue 6); logged in again, he is refused.
+    assert location_path(browser.get(f"/enterprises/{enterprise.id}/apps/dmfa")) == "/login"
+    browser.relogin()
     denied = browser.get(f"/enterprises/{enterprise.id}/apps/dmfa")
     assert denied.status_code == 403
     assert page(denied).testid("deny-reason").startswith(

@@ -102,6 +102,9 @@ def second_factor_gate():
     if not enrolled and not second_factor_required(current_user.account):
         return None
     if request.endpoint in (_VERIFYING if enrolled else _ENROLLING):
+        from flask import g
+
+        g.second_factor_pending = True  # the header then offers only logging out
         return None
     if wants_json():
         if enrolled:

@@ -393,3 +393,13 @@ def test_wrong_second_factor_codes_count_for_the_address_too(app, visitor, db_se
     browser.login(admin.login, admin.password, second_factor=False)
     wrong = _wrong(browser.totp_code(admin.login))
     assert [browser.post("/login/verify", {"code": wrong}).status_code for _ in range(4)] == [401, 401, 401, 429]
+
+
+def test_before_the_second_factor_the_header_offers_only_logging_out(visitor, admin):
+    browser = visitor()
+    browser.login(admin.login, admin.password, second_factor=False)
+    pending = page(browser.get("/login/verify"))
+    assert pending.find(data_testid="my-sessions") is None and pending.find(data_testid="who") is not None
+    assert pending.find("form", action="/logout") is not None
+    browser.post("/login/verify", {"code": browser.totp_code(admin.login)})
+    assert page(browser.get("/")).find(data_testid="my-sessions") is not None

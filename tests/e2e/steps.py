@@ -37,8 +37,9 @@ def enrol_totp(page: Page, e2e_sessions, login: str) -> list[str]:
     secret = page.get_by_test_id("totp-secret").inner_text().strip()
     page.fill('main input[name="code"]', pyotp.TOTP(secret).now())
     page.click('main form button[type="submit"]')
-    codes = page.get_by_test_id("recovery-codes").locator("code").all_inner_texts()
-    assert len(codes) == 10, codes
+    shown = page.get_by_test_id("recovery-codes").locator("code")
+    expect(shown).to_have_count(10)  # waits for the page (ten argon2id hashes take a moment)
+    codes = shown.all_inner_texts()
     page.get_by_role("link", name="I have kept them: continue").click()
     return codes
 

@@ -2,8 +2,9 @@
 
 Rules
 -----
-failed_logins_account  failed logins for one login name (known or not) in a window
-failed_logins_ip       failed logins from one IP address in a window
+failed_logins_account  failed logins for one login name (known or not) in a window: the password step and
+                       the second-factor step (`second_factor.check`: a stolen password guessing codes)
+failed_logins_ip       failed logins from one IP address in a window (both steps too)
 denied_burst           denied decisions of one actor (person, else login name, else IP) on one enterprise
 staff_many_employers   a provider's staff member acting for many distinct employers in a window
 off_hours              access (configured actions and outcomes) outside the Belgian office hours of its day
@@ -372,8 +373,12 @@ def _not_alerts():
     return ~AuditRecord.action.startswith(ALERT_ACTIONS_PREFIX)
 
 
+# The password step and the second-factor step (issue 6) of a login, and a step-up's check.
+LOGIN_STEPS = ("login", "second_factor.check")
+
+
 def _login_failure():
-    return and_(AuditRecord.action == "login", AuditRecord.outcome == "failure")
+    return and_(AuditRecord.action.in_(LOGIN_STEPS), AuditRecord.outcome == "failure")
 
 
 def _denied_decision():
@@ -396,7 +401,7 @@ def _buckets(session: Session, rules: AlertRules, records: list[AuditRecord], no
     day = as_utc(now).astimezone(BRUSSELS).date()
     person_enterprises: dict[int, list[int]] = {}
     for r in records:
-        failed_login = r.action == "login" and r.outcome == "failure"
+        failed_login = r.action in LOGIN_STEPS and r.outcome == "failure"
         rule = rules.failed_logins_account
         if rule.enabled and failed_login and r.actor_label:
             start, end = _fixed_window(r.occurred_at, rule.window_minutes)
@@ -738,10 +743,11 @@ def review_filter(alert: Alert, scope) -> dict[str, str] | None:
               "until": _moment_param(as_utc(alert.window_end) - timedelta(microseconds=1))}
     kind, _, value = alert.key.partition(":")
     actor = {"person": {"actor": value}, "ip": {"ip": value}}.get(kind, {})
+    # No action filter: the failures of both login steps (and any other failure in the window) show.
     if alert.rule == "failed_logins_account":
-        params.update(action="login", outcome="failure")
+        params.update(outcome="failure")
     elif alert.rule == "failed_logins_ip":
-        params.update(action="login", outcome="failure", ip=value)
+        params.update(outcome="failure", ip=value)
     elif alert.rule == "denied_burst":
         params.update(action="decision:*", outcome="denied", **actor)
     elif alert.rule == "staff_many_employers":

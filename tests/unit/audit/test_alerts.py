@@ -84,6 +84,20 @@ def test_repeated_failed_logins_for_a_known_account_alert_its_enterprise(db_sess
     assert alert.details["ips"] == ["203.0.113.99"]
 
 
+def test_wrong_second_factor_codes_after_a_right_password_count_as_failed_logins(db_session, traffic, day):
+    """A stolen password, then guessing the authenticator code (issue 6): both steps of a login count."""
+    victim = day.users[4]
+    start = belgian(DAY, 11, 0, 5)
+    traffic.login(start, victim)  # the password was right
+    for n in range(RULES.failed_logins_account.threshold):
+        traffic._at(start + timedelta(seconds=20 * (n + 1)))
+        record(traffic.session, traffic._ctx(victim.person, victim.login, "203.0.113.98"),
+               action="second_factor.check", outcome="failure", reason="wrong, reused or expired code")
+    traffic.commit()
+    created = [a for a in scan(db_session).created if a.rule == "failed_logins_account"]
+    assert [(a.key, a.count) for a in created] == [(f"account:{victim.login}", 10)]
+
+
 def test_failed_logins_one_short_of_the_threshold_raise_nothing(db_session, traffic, day):
     _failures(traffic, day.users[4], RULES.failed_logins_account.threshold - 1, start=belgian(DAY, 11, 0, 5))
     assert scan(db_session).created == []
@@ -317,7 +331,7 @@ def test_review_links_stay_within_what_the_scope_can_see(db_session, traffic, da
     assert al.review_filter(alert, AuditScope.of_enterprise(victim.enterprise.id)) is None  # logins: no enterprise
     params = al.review_filter(alert, AuditScope.of_institution())
     assert params == {"from": "2026-11-02T11:00:00.000000+01:00", "until": "2026-11-02T11:14:59.999999+01:00",
-                      "action": "login", "outcome": "failure"}
+                      "outcome": "failure"}
     from audit.queries import page, parse_filter
 
     rows = page(db_session, parse_filter(params), AuditScope.of_institution(), limit=50).rows

@@ -57,8 +57,12 @@ def client_fingerprint() -> str:
 
 def start_session(account: Account) -> UserSession:
     """A fresh session at login (nothing from before survives: session fixation), recorded on the server."""
+    from flask_login import current_user
+
     from portal.context import base_context
 
+    if current_user.is_authenticated:  # a login over a live session (another account, or again) ends it
+        sessions.end_session(get_session(), current_user.user_session, "replaced by a new login", by=base_context())
     language = session.get("lang")
     session.clear()
     if language:

@@ -403,3 +403,13 @@ def test_before_the_second_factor_the_header_offers_only_logging_out(visitor, ad
     assert pending.find("form", action="/logout") is not None
     browser.post("/login/verify", {"code": browser.totp_code(admin.login)})
     assert page(browser.get("/")).find(data_testid="my-sessions") is not None
+
+
+def test_a_login_over_a_live_session_ends_it(visitor, db_session, admin, user):
+    browser = visitor()
+    browser.login(admin.login, admin.password)
+    browser.login(user.login, user.password)
+    assert _live_sessions(db_session, admin.person) == []
+    ended = db_session.scalars(select(UserSession).where(UserSession.account_id == admin.person.account.id)).one()
+    assert ended.ended_reason == "replaced by a new login"
+    assert len(_live_sessions(db_session, user.person)) == 1

@@ -35,8 +35,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import pyotp  # noqa: E402
-from sqlalchemy import insert, select, text  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
+from sqlalchemy import insert, text  # noqa: E402
 
 from access import second_factor, sessions  # noqa: E402
 from access.clock import FrozenClock, set_clock  # noqa: E402

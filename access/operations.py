@@ -557,23 +557,14 @@ def authenticate(session: Session, login_name: str, password: str, *, by: Reques
                reason="unknown login name", survive_rollback=True)
         return None
     ctx = by.as_actor(account.person_id, account.login_name)
-    if account.locked_until is not None and as_utc(account.locked_until) > now:
+    if account_locked(account):
         burn_verification_time(password)
         record(session, ctx, action="login", outcome="failure", reason="account temporarily locked",
                survive_rollback=True)
         return None
     ok, how = _check_credential(account, password, now)
     if not ok or account.is_disabled:
-        account.failed_logins += 1
-        reason = "account disabled" if ok else how
-        if account.failed_logins >= policy.max_failures:
-            # Growing lock, capped: an attacker cannot keep a real user out for long.
-            steps = account.failed_logins - policy.max_failures
-            seconds = min(policy.base_lock_seconds * (2 ** steps), policy.max_lock_seconds)
-            account.locked_until = now + timedelta(seconds=seconds)
-            reason += f"; locked for {seconds} s after {account.failed_logins} failures"
-        session.flush()
-        _keep_failure_count(session, account)
+        reason = ("account disabled" if ok else how) + count_account_failure(session, account, policy)
         record(session, ctx, action="login", outcome="failure", reason=reason, survive_rollback=True)
         return None
     account.failed_logins = 0
@@ -584,11 +575,27 @@ def authenticate(session: Session, login_name: str, password: str, *, by: Reques
     return account
 
 
-def _keep_failure_count(session: Session, account: Account) -> None:
-    """The failure counter and lock must outlive the refused request's rollback."""
+def account_locked(account: Account) -> bool:
+    return account.locked_until is not None and as_utc(account.locked_until) > utcnow()
+
+
+def count_account_failure(session: Session, account: Account, policy: LoginPolicy) -> str:
+    """One failed authentication step (a wrong password, code or passkey) on the account: past
+    `max_failures` the account is locked, longer after each failure, capped so that an attacker cannot
+    keep a real user out for long. The count outlives the refused request's rollback. Returns the note
+    for the audit reason ("" or "; locked for N s after M failures")."""
+    account.failed_logins += 1
+    note = ""
+    if account.failed_logins >= policy.max_failures:
+        steps = account.failed_logins - policy.max_failures
+        seconds = min(policy.base_lock_seconds * (2 ** steps), policy.max_lock_seconds)
+        account.locked_until = utcnow() + timedelta(seconds=seconds)
+        note = f"; locked for {seconds} s after {account.failed_logins} failures"
+    session.flush()
     values = {"failed_logins": account.failed_logins, "locked_until": account.locked_until}
     account_id = account.id
     survive(session, lambda s: s.execute(update(Account).where(Account.id == account_id).values(**values)))
+    return note
 
 
 def _check_credential(account: Account, password: str, now: datetime) -> tuple[bool, str]:
@@ -618,9 +625,7 @@ def change_password(session: Session, account: Account, current: str, new: str, 
     """A logged-in person changes his password: he types the current one (a wrong one counts towards
     the lock, like a failed login). No periodic rotation is ever asked."""
     if account.password_hash is None or not verify_password(account.password_hash, current):
-        from access.second_factor import FailurePolicy, count_failure
-
-        note = count_failure(session, account, FailurePolicy())
+        note = count_account_failure(session, account, LoginPolicy())
         record(session, by, action="account.change_password", outcome="failure",
                reason="wrong current password" + note, survive_rollback=True)
         raise ValidationError("The current password is wrong.", "current")

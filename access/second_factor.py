@@ -11,13 +11,12 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
 
 import pyotp
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from access.clock import as_utc, utcnow
+from access.clock import utcnow
 from access.errors import Conflict, ValidationError
 from access.models import (
     Account,
@@ -28,8 +27,9 @@ from access.models import (
     TotpFactor,
     WebAuthnCredential,
 )
+from access.operations import LoginPolicy, account_locked, count_account_failure
 from access.passwords import hash_password, verify_password
-from audit.operations import RequestContext, record, survive
+from audit.operations import RequestContext, record
 
 TOTP_STEP_SECONDS = 30
 TOTP_DIGITS = 6
@@ -187,45 +187,17 @@ def _refuse_removing_last_factor(session: Session, account: Account, *, keep_pas
 # --- checking a second factor at login or step-up ----------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FailurePolicy:
-    max_failures: int = 5
-    base_lock_seconds: int = 60
-    max_lock_seconds: int = 900
-
-
-def count_failure(session: Session, account: Account, policy: FailurePolicy) -> str:
-    """A wrong code counts towards the account's growing, capped lock, as a wrong password does; the count
-    outlives the refused request's rollback."""
-    account.failed_logins += 1
-    note = ""
-    if account.failed_logins >= policy.max_failures:
-        steps = account.failed_logins - policy.max_failures
-        seconds = min(policy.base_lock_seconds * (2 ** steps), policy.max_lock_seconds)
-        account.locked_until = utcnow() + timedelta(seconds=seconds)
-        note = f"; locked for {seconds} s after {account.failed_logins} failures"
-    values = {"failed_logins": account.failed_logins, "locked_until": account.locked_until}
-    account_id = account.id
-    session.flush()
-    survive(session, lambda s: s.execute(update(Account).where(Account.id == account_id).values(**values)))
-    return note
-
-
-def is_locked(account: Account) -> bool:
-    return account.locked_until is not None and as_utc(account.locked_until) > utcnow()
-
-
 def check_totp(session: Session, account: Account, code: str, *, by: RequestContext,
-               policy: FailurePolicy = FailurePolicy()) -> bool:
+               policy: LoginPolicy = LoginPolicy()) -> bool:
     factor = _live_totp(session, account)
-    locked = is_locked(account)
+    locked = account_locked(account)
     step = None
     if factor is not None and factor.confirmed_at is not None and not locked:
         step = _matching_step(factor, code)
     if step is None:
         # While locked, nothing is checked and the lock does not grow (the owner gets back in soon).
         reason = "account temporarily locked" if locked else \
-            "wrong, reused or expired code" + count_failure(session, account, policy)
+            "wrong, reused or expired code" + count_account_failure(session, account, policy)
         record(session, by, action="second_factor.check", outcome="failure", reason=reason,
                details={"method": "totp"}, survive_rollback=True, subject_person_ids=[account.person_id])
         return False
@@ -268,9 +240,9 @@ def issue_recovery_codes(session: Session, account: Account, *, by: RequestConte
 
 
 def use_recovery_code(session: Session, account: Account, code: str, *, by: RequestContext,
-                      policy: FailurePolicy = FailurePolicy()) -> bool:
+                      policy: LoginPolicy = LoginPolicy()) -> bool:
     raw = _normalise_recovery_code(code)
-    locked = is_locked(account)
+    locked = account_locked(account)
     row = None
     if len(raw) == 12 and not locked:
         row = session.scalar(select(RecoveryCode).where(
@@ -278,7 +250,7 @@ def use_recovery_code(session: Session, account: Account, code: str, *, by: Requ
             RecoveryCode.removed_at.is_(None), RecoveryCode.used_at.is_(None)))
     if row is None or not verify_password(row.code_hash, raw):
         reason = "account temporarily locked" if locked else \
-            "wrong or used recovery code" + count_failure(session, account, policy)
+            "wrong or used recovery code" + count_account_failure(session, account, policy)
         record(session, by, action="second_factor.check", outcome="failure", reason=reason,
                details={"method": "recovery_code"}, survive_rollback=True, subject_person_ids=[account.person_id])
         return False

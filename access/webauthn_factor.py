@@ -32,7 +32,8 @@ from webauthn.helpers.structs import (
 from access.clock import as_utc, utcnow
 from access.errors import NotFound, ValidationError
 from access.models import Account, UserSession, WebAuthnCredential
-from access.second_factor import FailurePolicy, count_failure, is_locked, passkeys_of, status
+from access.operations import LoginPolicy, account_locked, count_account_failure
+from access.second_factor import passkeys_of, status
 from audit.operations import RequestContext, record, survive
 
 CHALLENGE_LIFETIME = timedelta(minutes=2)
@@ -132,13 +133,13 @@ def authentication_options(session: Session, account: Account, row: UserSession,
 
 
 def authenticate(session: Session, account: Account, row: UserSession, rp: RelyingParty, credential: str | dict,
-                 *, by: RequestContext, policy: FailurePolicy = FailurePolicy()) -> WebAuthnCredential:
+                 *, by: RequestContext, policy: LoginPolicy = LoginPolicy()) -> WebAuthnCredential:
     """Check an assertion of one of the account's passkeys. Raises ValidationError (and counts the failure
     towards the account's lock) when it does not hold."""
     challenge = _take_challenge(row, "authenticate")
     key = None
     try:
-        if is_locked(account):
+        if account_locked(account):
             raise InvalidAuthenticationResponse("account temporarily locked")
         if challenge is None:
             raise InvalidAuthenticationResponse("no pending challenge (expired or replayed)")
@@ -154,8 +155,8 @@ def authenticate(session: Session, account: Account, row: UserSession, rp: Relyi
     except (InvalidAuthenticationResponse, ValidationError, ValueError, KeyError, TypeError) as error:
         _spend_durably(session, row)
         reason = str(error)[:200] or error.__class__.__name__
-        if not is_locked(account):
-            reason += count_failure(session, account, policy)
+        if not account_locked(account):
+            reason += count_account_failure(session, account, policy)
         session.flush()
         record(session, by, action="second_factor.check", outcome="failure", reason=reason,
                details={"method": "webauthn"}, survive_rollback=True, subject_person_ids=[account.person_id])

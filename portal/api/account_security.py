@@ -3,6 +3,8 @@ himself only): second factors, recovery codes, sessions and the password. Same o
 same step-up rule as the web pages (portal/views/security.py)."""
 from __future__ import annotations
 
+import functools
+
 from flask import current_app, g, request
 from flask_login import current_user
 
@@ -20,11 +22,15 @@ from portal.errors import problem
 from portal.gate import require_fresh_second_factor
 
 
-def _person_only():
-    """A problem response unless a person is logged in with a session (machine clients have none)."""
-    if g.get("machine_subject") is not None or not current_user.is_authenticated:
-        return problem(401, "login-required", "Log in first (a person's session, not a machine's token).")
-    return None
+def person_only(view):
+    """A 401 problem unless a person is logged in with a session (machine clients have none)."""
+    @functools.wraps(view)
+    def wrapper(**kwargs):
+        if g.get("machine_subject") is not None or not current_user.is_authenticated:
+            return problem(401, "login-required", "Log in first (a person's session, not a machine's token).")
+        return view(**kwargs)
+
+    return wrapper
 
 
 def _factors_out() -> s.FactorsOut:
@@ -45,16 +51,15 @@ def _first_factor_done() -> list[str]:
 
 @api_route("/account/factors", "GET", summary="My second factors", tag="account", gate="login",
            response=s.FactorsOut)
+@person_only
 def factors_info():
-    return _person_only() or _factors_out()
+    return _factors_out()
 
 
 @api_route("/account/totp", "POST", summary="Start setting up an authenticator app (TOTP): the secret",
            tag="account", gate="login", response=s.TotpStartOut, status=201)
+@person_only
 def totp_start():
-    refusal = _person_only()
-    if refusal:
-        return refusal
     require_fresh_second_factor()
     account = current_user.account
     factor = factors.start_totp_enrolment(get_session(), account, by=request_context())
@@ -65,20 +70,16 @@ def totp_start():
 @api_route("/account/totp/confirm", "POST", summary="Confirm the authenticator app with a first code; the "
            "first factor of an account also gives its ten recovery codes", tag="account", gate="login",
            body=s.SecondFactorIn, response=s.TotpConfirmOut)
+@person_only
 def totp_confirm(payload: s.SecondFactorIn):
-    refusal = _person_only()
-    if refusal:
-        return refusal
     factors.confirm_totp(get_session(), current_user.account, payload.code, by=request_context())
     return s.TotpConfirmOut(recovery_codes=_first_factor_done())
 
 
 @api_route("/account/totp", "DELETE", summary="Remove the authenticator app (not the last factor)",
            tag="account", gate="login", status=204)
+@person_only
 def totp_remove():
-    refusal = _person_only()
-    if refusal:
-        return refusal
     require_fresh_second_factor()
     factors.remove_totp(get_session(), current_user.account, by=request_context())
     return "", 204
@@ -86,10 +87,8 @@ def totp_remove():
 
 @api_route("/account/recovery-codes", "POST", summary="Ten new recovery codes (the old ones stop working)",
            tag="account", gate="login", response=s.RecoveryCodesOut, status=201)
+@person_only
 def recovery_codes():
-    refusal = _person_only()
-    if refusal:
-        return refusal
     if not factors.status(get_session(), current_user.account).enrolled:
         return problem(409, "no-second-factor", "Set up a second factor first.")
     require_fresh_second_factor()
@@ -99,10 +98,8 @@ def recovery_codes():
 
 @api_route("/account/sessions", "GET", summary="My active sessions", tag="account", gate="login",
            response=list[s.SessionRowOut])
+@person_only
 def session_list():
-    refusal = _person_only()
-    if refusal:
-        return refusal
     current_id = current_user.user_session.id
     return [s.SessionRowOut(id=row.id, device=sessions.describe_device(row.user_agent), ip=row.ip,
                             created_at=as_utc(row.created_at), last_seen_at=as_utc(row.last_seen_at),
@@ -112,10 +109,8 @@ def session_list():
 
 @api_route("/account/sessions/<int:session_id>", "DELETE", summary="End one of my sessions", tag="account",
            gate="login", status=204)
+@person_only
 def session_end(session_id: int):
-    refusal = _person_only()
-    if refusal:
-        return refusal
     require_fresh_second_factor()
     sessions.end_own_session(get_session(), current_user.account, session_id, by=request_context())
     return "", 204
@@ -123,10 +118,8 @@ def session_end(session_id: int):
 
 @api_route("/account/password", "POST", summary="Change my password (the current one is needed)",
            tag="account", gate="login", body=s.PasswordChangeIn, status=204)
+@person_only
 def change_password(payload: s.PasswordChangeIn):
-    refusal = _person_only()
-    if refusal:
-        return refusal
     require_fresh_second_factor()
     change_password_op(get_session(), current_user.account, payload.current, payload.password, by=request_context())
     if payload.end_other_sessions:
@@ -137,12 +130,10 @@ def change_password(payload: s.PasswordChangeIn):
 
 @api_route("/account/passkeys/options", "POST", summary="WebAuthn registration options for a new passkey",
            tag="account", gate="login")
+@person_only
 def passkey_register_options():
     from portal.views.security import relying_party
 
-    refusal = _person_only()
-    if refusal:
-        return refusal
     if factors.status(get_session(), current_user.account).enrolled:
         require_fresh_second_factor()
     options = webauthn_factor.registration_options(get_session(), current_user.account, current_user.user_session,
@@ -153,12 +144,10 @@ def passkey_register_options():
 @api_route("/account/passkeys", "POST", summary="Register a passkey: the browser's attestation "
            "({\"credential\": ..., \"name\": ...})", tag="account", gate="login", response=s.TotpConfirmOut,
            status=201)
+@person_only
 def passkey_register():
     from portal.views.security import relying_party
 
-    refusal = _person_only()
-    if refusal:
-        return refusal
     first = not factors.status(get_session(), current_user.account).enrolled
     if not first:
         require_fresh_second_factor()

@@ -29,12 +29,6 @@ def login_policy() -> LoginPolicy:
     return LoginPolicy(config["LOGIN_MAX_FAILURES"], config["LOGIN_BASE_LOCK_SECONDS"], config["LOGIN_MAX_LOCK_SECONDS"])
 
 
-def failure_policy() -> factors.FailurePolicy:
-    config = current_app.config
-    return factors.FailurePolicy(config["LOGIN_MAX_FAILURES"], config["LOGIN_BASE_LOCK_SECONDS"],
-                                 config["LOGIN_MAX_LOCK_SECONDS"])
-
-
 def next_step_after_password(account, target: str | None):
     """Where a session goes once the password is right: its own credentials first, then the second
     factor (enrolment if there is none yet), then where it was going."""
@@ -63,7 +57,7 @@ def second_factor_state() -> str:
 def check_second_factor(account, code: str) -> str | None:
     """The method that accepted the code ("totp" or "recovery_code"), or None. Six digits is an
     authenticator code; anything else is tried as a recovery code."""
-    session_, ctx, policy = get_session(), request_context(), failure_policy()
+    session_, ctx, policy = get_session(), request_context(), login_policy()
     cleaned = (code or "").strip().replace(" ", "")
     if cleaned.isdigit() and len(cleaned) == factors.TOTP_DIGITS:
         method = "totp" if factors.check_totp(session_, account, cleaned, by=ctx, policy=policy) else None

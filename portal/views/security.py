@@ -298,7 +298,7 @@ def passkey_login_options():
 @public
 def passkey_login_verify():
     from portal.urls import safe_local_target
-    from portal.views.account import failure_policy
+    from portal.views.account import login_policy
 
     from portal.auth import address_wait, count_address_failure
     from portal.errors import problem
@@ -312,7 +312,7 @@ def passkey_login_verify():
     body = request.get_json(silent=True) or {}
     try:
         webauthn_factor.authenticate(get_session(), current_user.account, current_user.user_session, relying_party(),
-                                     body.get("credential"), by=request_context(), policy=failure_policy())
+                                     body.get("credential"), by=request_context(), policy=login_policy())
     except DomainError as error:
         count_address_failure()
         return _json_refusal(error)

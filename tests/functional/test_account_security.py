@@ -413,3 +413,21 @@ def test_a_login_over_a_live_session_ends_it(visitor, db_session, admin, user):
     ended = db_session.scalars(select(UserSession).where(UserSession.account_id == admin.person.account.id)).one()
     assert ended.ended_reason == "replaced by a new login"
     assert len(_live_sessions(db_session, user.person)) == 1
+
+
+def test_the_account_api_refuses_anyone_not_logged_in(app, visitor, db_session):
+    from portal.api import schemas as s
+    from portal.api.registry import OPERATIONS
+
+    anonymous = visitor()
+    own = [op for op in OPERATIONS if op.gate == "login"]
+    assert len(own) >= 10
+    with NothingWritten(db_session):
+        for op in own:
+            path = "/api/v1" + op.rule.replace("<int:session_id>", "1")
+            # a body that parses, so that the login check is what refuses the call
+            body = {"code": "123456"} if op.body is s.SecondFactorIn else \
+                {"current": "x", "password": "y"} if op.body is not None else None
+            response = anonymous.api(op.method, path, body)
+            assert response.status_code == 401, (op.method, path, response.get_data(as_text=True))
+            assert response.get_json()["type"].endswith("login-required")

@@ -107,11 +107,11 @@ def test_malformed_codes_are_refused(db_session, clock, admin, code):
 def test_wrong_codes_lock_the_account_with_growing_delays_that_outlive_the_rollback(db_session, clock, admin):
     account = admin.person.account
     factor = _enrolled(db_session, account, admin.ctx)
-    policy = factors.FailurePolicy(max_failures=3, base_lock_seconds=60, max_lock_seconds=300)
+    policy = ops.LoginPolicy(max_failures=3, base_lock_seconds=60, max_lock_seconds=300)
     wrong = "000000" if _code(factor.secret, 1) != "000000" else "111111"
     for _ in range(3):
         assert not factors.check_totp(db_session, account, wrong, by=admin.ctx, policy=policy)
-    assert factors.is_locked(account) and account.failed_logins == 3
+    assert ops.account_locked(account) and account.failed_logins == 3
     assert db_session.info[SURVIVORS_KEY], "the failure count must be replayed after a rollback"
     # Locked: even the right code is refused, and the refusal does not grow the lock.
     assert not factors.check_totp(db_session, account, _code(factor.secret, 1), by=admin.ctx, policy=policy)

@@ -156,9 +156,6 @@ class Account(Base):
     is_disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # Unused since server-side sessions (issue 6, access/sessions.py) replaced the signed-cookie
-    # generation; kept so that migration 0001's table stays as it was.
-    session_generation: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -231,7 +231,7 @@ def _issue_initial_credential(session: Session, person: Person, days: int) -> Is
     expires_at = utcnow() + timedelta(days=days)
     if account is None:
         account = Account(person_id=person.id, user_id=_new_user_id(session), created_at=utcnow(),
-                          is_portal_officer=False, is_disabled=False, failed_logins=0, session_generation=1)
+                          is_portal_officer=False, is_disabled=False, failed_logins=0)
         session.add(account)
         person.account = account
     account.initial_password_hash = hash_password(password)

@@ -59,7 +59,7 @@ def build(engine, accounts: int, rows: int, seed: int) -> list[tuple[int, str]]:
                                            created_at=NOW) for n in range(1, accounts + 1)])
         conn.execute(insert(Account), [dict(id=n, person_id=n, user_id=f"U{n:09d}", username=f"user{n}",
                                             username_lower=f"user{n}", password_hash="x", is_portal_officer=False,
-                                            is_disabled=False, failed_logins=0, session_generation=1,
+                                            is_disabled=False, failed_logins=0,
                                             created_at=NOW) for n in range(1, accounts + 1)])
         conn.execute(insert(TotpFactor), [dict(account_id=n, secret=SECRET, created_at=NOW, confirmed_at=NOW)
                                           for n in range(1, accounts + 1)])
